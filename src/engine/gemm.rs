@@ -1,0 +1,492 @@
+//! Register-blocked matrix products on row-major views.
+//!
+//! Three operations, each without materialising a transpose:
+//!
+//! - [`matmul`]: `C = A·B`
+//! - [`matmul_tn`]: `C = Aᵀ·B`
+//! - [`rank_update`]: `C += α·A·Bᵀ` (a rank-`k` update of a large `C` from two thin factors, the
+//!   shape of `P Rᵀ` in a Dion step)
+//!
+//! # Summation order and bit reproducibility
+//!
+//! Every entry of a product is `((a₀b₀ + a₁b₁) + a₂b₂) + …`: one accumulator, the inner index
+//! in increasing order, a separate multiply and add (never `mul_add`, which rounds once instead
+//! of twice and is a library call on targets without FMA). The tile sizes in
+//! [`params`](super::params) only group independent entries, so the result is the same bits on
+//! every target and at every vector width.
+//!
+//! # Error bound
+//!
+//! With this order each computed entry satisfies `|ĉᵢⱼ − cᵢⱼ| ≤ γₖ Σₚ |aᵢₚ||bₚⱼ|`, where
+//! `γₖ = k·u / (1 − k·u)` and `u` is the unit roundoff, half of `Scalar::EPSILON` (Higham,
+//! *Accuracy and Stability of Numerical Algorithms*, 2nd ed., §3.5). The tests use this bound.
+//!
+//! Outputs of `matmul` and `matmul_tn` are written, never read: a NaN left in `C` does not leak
+//! into the result.
+
+use super::params::{MR, NR, NT_PACK_LEN};
+use super::view::{MatMut, MatRef};
+use crate::error::{Error, Operand};
+use crate::scalar::Scalar;
+
+/// `C = A·B` for `A` of shape `m × k`, `B` of shape `k × n` and `C` of shape `m × n`.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] if the shapes do not fit together; `C` is then untouched.
+///
+/// # Example
+/// ```
+/// use dion_kernel::engine::{matmul, MatMut, MatRef};
+/// let a = [1.0f32, 2.0, 3.0, 4.0]; // [[1, 2], [3, 4]]
+/// let b = [5.0f32, 6.0]; // [[5], [6]]
+/// let mut c = [0.0f32; 2];
+/// matmul(
+///     MatMut::from_slice(&mut c, 2, 1)?,
+///     MatRef::from_slice(&a, 2, 2)?,
+///     MatRef::from_slice(&b, 2, 1)?,
+/// )?;
+/// assert_eq!(c, [17.0, 39.0]);
+/// # Ok::<(), dion_kernel::Error>(())
+/// ```
+pub fn matmul<T: Scalar>(c: MatMut<'_, T>, a: MatRef<'_, T>, b: MatRef<'_, T>) -> Result<(), Error> {
+    check_shape(Operand::B, (a.ncols(), b.ncols()), b.shape())?;
+    check_shape(Operand::C, (a.nrows(), b.ncols()), c.shape())?;
+    let mut c = c;
+    gemm_nn::<T, false>(&mut c, a, a, b);
+    Ok(())
+}
+
+/// `C = Aᵀ·B` for `A` of shape `k × m`, `B` of shape `k × n` and `C` of shape `m × n`, reading
+/// `A` in place.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] if the shapes do not fit together; `C` is then untouched.
+pub fn matmul_tn<T: Scalar>(
+    c: MatMut<'_, T>,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+) -> Result<(), Error> {
+    check_shape(Operand::B, (a.nrows(), b.ncols()), b.shape())?;
+    check_shape(Operand::C, (a.ncols(), b.ncols()), c.shape())?;
+    let mut c = c;
+    gemm_tn::<T, false>(&mut c, a, a, b);
+    Ok(())
+}
+
+/// `C += α·A·Bᵀ` for `A` of shape `m × k`, `B` of shape `n × k` and `C` of shape `m × n`.
+///
+/// Each entry gets `cᵢⱼ + α·(Σₚ aᵢₚ bⱼₚ)`: the dot product is formed first, then scaled once.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] if the shapes do not fit together; `C` is then untouched.
+pub fn rank_update<T: Scalar>(
+    c: MatMut<'_, T>,
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+) -> Result<(), Error> {
+    check_shape(Operand::B, (b.nrows(), a.ncols()), b.shape())?;
+    check_shape(Operand::C, (a.nrows(), b.nrows()), c.shape())?;
+    let mut c = c;
+    gemm_nt_update(&mut c, alpha, a, b);
+    Ok(())
+}
+
+pub(crate) fn check_shape(
+    operand: Operand,
+    expected: (usize, usize),
+    found: (usize, usize),
+) -> Result<(), Error> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch { operand, expected, found })
+    }
+}
+
+/// `C = (A + A2)·B`, or `C = A·B` when `ADD` is false (then `a2` is not read).
+///
+/// The Dion step passes `A = M`, `A2 = G`, so `B = M + G` is formed entry by entry as it is read
+/// and never stored. The sum is rounded once, exactly as a stored `M + G` would be.
+pub(crate) fn gemm_nn<T: Scalar, const ADD: bool>(
+    c: &mut MatMut<'_, T>,
+    a: MatRef<'_, T>,
+    a2: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+) {
+    let (m, k) = a.shape();
+    let n = b.ncols();
+    debug_assert!(!ADD || a2.shape() == a.shape());
+    debug_assert_eq!(b.nrows(), k);
+    debug_assert_eq!(c.shape(), (m, n));
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        // Every entry is an empty sum.
+        c.fill(T::ZERO);
+        return;
+    }
+
+    let mut i = 0;
+    while i + MR <= m {
+        nn_row_block::<T, MR, ADD>(c, a, a2, b, i);
+        i += MR;
+    }
+    while i < m {
+        nn_row_block::<T, 1, ADD>(c, a, a2, b, i);
+        i += 1;
+    }
+}
+
+/// Rows `i..i + R` of `C = (A + A2)·B`, swept left to right with the widest tile that fits.
+#[inline(always)]
+fn nn_row_block<T: Scalar, const R: usize, const ADD: bool>(
+    c: &mut MatMut<'_, T>,
+    a: MatRef<'_, T>,
+    a2: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    i: usize,
+) {
+    let n = b.ncols();
+    let a_rows: [&[T]; R] = core::array::from_fn(|ii| a.row(i + ii));
+    let a2_rows: [&[T]; R] = if ADD { core::array::from_fn(|ii| a2.row(i + ii)) } else { a_rows };
+
+    let mut j = 0;
+    while j + NR <= n {
+        store(c, i, j, &nn_tile::<T, R, NR, ADD>(&a_rows, &a2_rows, b, j));
+        j += NR;
+    }
+    while j + NR / 2 <= n {
+        store(c, i, j, &nn_tile::<T, R, { NR / 2 }, ADD>(&a_rows, &a2_rows, b, j));
+        j += NR / 2;
+    }
+    while j + NR / 4 <= n {
+        store(c, i, j, &nn_tile::<T, R, { NR / 4 }, ADD>(&a_rows, &a2_rows, b, j));
+        j += NR / 4;
+    }
+    while j < n {
+        store(c, i, j, &nn_tile::<T, R, 1, ADD>(&a_rows, &a2_rows, b, j));
+        j += 1;
+    }
+}
+
+/// The micro-kernel of `C = (A + A2)·B`: the `R × W` tile at rows of `a_rows`, columns
+/// `j..j + W`, accumulated over `p = 0, 1, …, k − 1` in registers.
+#[inline(always)]
+fn nn_tile<T: Scalar, const R: usize, const W: usize, const ADD: bool>(
+    a_rows: &[&[T]; R],
+    a2_rows: &[&[T]; R],
+    b: MatRef<'_, T>,
+    j: usize,
+) -> [[T; W]; R] {
+    let k = b.nrows();
+    // Cutting every row to exactly `k` entries lets the compiler drop the bounds checks on
+    // `a_rows[ii][p]` for `p < k` inside the loop.
+    let a_rows: [&[T]; R] = core::array::from_fn(|ii| &a_rows[ii][..k]);
+    let a2_rows: [&[T]; R] = core::array::from_fn(|ii| &a2_rows[ii][..k]);
+    let (b_body, b_last) = split_panel::<T, W>(b, j);
+
+    let mut acc = [[T::ZERO; W]; R];
+    for (p, b_row) in (0..k - 1).zip(b_body.chunks_exact(b.row_stride)) {
+        let a_values = nn_a_values::<T, R, ADD>(&a_rows, &a2_rows, p);
+        accumulate(&mut acc, &a_values, head::<T, W>(b_row));
+    }
+    let a_values = nn_a_values::<T, R, ADD>(&a_rows, &a2_rows, k - 1);
+    accumulate(&mut acc, &a_values, b_last);
+    acc
+}
+
+/// Column `p` of the `R` rows of `A` (or of `A + A2`, rounded once per entry).
+#[inline(always)]
+fn nn_a_values<T: Scalar, const R: usize, const ADD: bool>(
+    a_rows: &[&[T]; R],
+    a2_rows: &[&[T]; R],
+    p: usize,
+) -> [T; R] {
+    core::array::from_fn(|ii| if ADD { a_rows[ii][p] + a2_rows[ii][p] } else { a_rows[ii][p] })
+}
+
+/// `C = (A + A2)ᵀ·B`, or `C = Aᵀ·B` when `ADD` is false (then `a2` is not read).
+pub(crate) fn gemm_tn<T: Scalar, const ADD: bool>(
+    c: &mut MatMut<'_, T>,
+    a: MatRef<'_, T>,
+    a2: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+) {
+    let (k, m) = a.shape();
+    let n = b.ncols();
+    debug_assert!(!ADD || a2.shape() == a.shape());
+    debug_assert_eq!(b.nrows(), k);
+    debug_assert_eq!(c.shape(), (m, n));
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        // Every entry is an empty sum.
+        c.fill(T::ZERO);
+        return;
+    }
+
+    let mut i = 0;
+    while i + MR <= m {
+        tn_row_block::<T, MR, ADD>(c, a, a2, b, i);
+        i += MR;
+    }
+    while i < m {
+        tn_row_block::<T, 1, ADD>(c, a, a2, b, i);
+        i += 1;
+    }
+}
+
+/// Rows `i..i + R` of `C = (A + A2)ᵀ·B`, that is columns `i..i + R` of `A`.
+#[inline(always)]
+fn tn_row_block<T: Scalar, const R: usize, const ADD: bool>(
+    c: &mut MatMut<'_, T>,
+    a: MatRef<'_, T>,
+    a2: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    i: usize,
+) {
+    let n = b.ncols();
+    let mut j = 0;
+    while j + NR <= n {
+        store(c, i, j, &tn_tile::<T, R, NR, ADD>(a, a2, b, i, j));
+        j += NR;
+    }
+    while j + NR / 2 <= n {
+        store(c, i, j, &tn_tile::<T, R, { NR / 2 }, ADD>(a, a2, b, i, j));
+        j += NR / 2;
+    }
+    while j + NR / 4 <= n {
+        store(c, i, j, &tn_tile::<T, R, { NR / 4 }, ADD>(a, a2, b, i, j));
+        j += NR / 4;
+    }
+    while j < n {
+        store(c, i, j, &tn_tile::<T, R, 1, ADD>(a, a2, b, i, j));
+        j += 1;
+    }
+}
+
+/// The micro-kernel of `C = (A + A2)ᵀ·B`: row `p` of `A` supplies the `R` broadcast values
+/// `A[p, i..i+R]`, row `p` of `B` the `W` values `B[p, j..j+W]`.
+#[inline(always)]
+fn tn_tile<T: Scalar, const R: usize, const W: usize, const ADD: bool>(
+    a: MatRef<'_, T>,
+    a2: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    i: usize,
+    j: usize,
+) -> [[T; W]; R] {
+    let (a_body, a_last) = split_panel::<T, R>(a, i);
+    let (b_body, b_last) = split_panel::<T, W>(b, j);
+    let a_rows = a_body.chunks_exact(a.row_stride);
+    let b_rows = b_body.chunks_exact(b.row_stride);
+
+    let mut acc = [[T::ZERO; W]; R];
+    if ADD {
+        let (a2_body, a2_last) = split_panel::<T, R>(a2, i);
+        let a2_rows = a2_body.chunks_exact(a2.row_stride);
+        for ((a_row, a2_row), b_row) in a_rows.zip(a2_rows).zip(b_rows) {
+            let a_values = add(head::<T, R>(a_row), head::<T, R>(a2_row));
+            accumulate(&mut acc, &a_values, head::<T, W>(b_row));
+        }
+        accumulate(&mut acc, &add(a_last, a2_last), b_last);
+    } else {
+        for (a_row, b_row) in a_rows.zip(b_rows) {
+            accumulate(&mut acc, head::<T, R>(a_row), head::<T, W>(b_row));
+        }
+        accumulate(&mut acc, a_last, b_last);
+    }
+    acc
+}
+
+/// `C += α·A·Bᵀ`.
+///
+/// Rows of `B` are columns of `Bᵀ`, so a tile of `W` output columns needs `B[j..j+W, p]`, which
+/// is strided. Each block of `W` rows of `B` is therefore copied once, transposed, into a stack
+/// buffer of [`NT_PACK_LEN`] elements and then read contiguously by every row tile. The widest
+/// tile whose `k × W` block fits is used; when even `k × NR / 4` does not fit, the 1-wide tile
+/// reads the rows of `B` in place, which is correct but not vectorised across columns.
+pub(crate) fn gemm_nt_update<T: Scalar>(
+    c: &mut MatMut<'_, T>,
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+) {
+    let (m, k) = a.shape();
+    let n = b.nrows();
+    debug_assert_eq!(b.ncols(), k);
+    debug_assert_eq!(c.shape(), (m, n));
+    if m == 0 || n == 0 {
+        return;
+    }
+
+    let mut pack = [T::ZERO; NT_PACK_LEN];
+    let mut j = 0;
+    if k * NR <= NT_PACK_LEN {
+        while j + NR <= n {
+            let bt = pack_transposed::<T, NR>(b, j, &mut pack);
+            nt_column_block::<T, NR>(c, alpha, a, bt, j);
+            j += NR;
+        }
+    }
+    if k * (NR / 2) <= NT_PACK_LEN {
+        while j + NR / 2 <= n {
+            let bt = pack_transposed::<T, { NR / 2 }>(b, j, &mut pack);
+            nt_column_block::<T, { NR / 2 }>(c, alpha, a, bt, j);
+            j += NR / 2;
+        }
+    }
+    if k * (NR / 4) <= NT_PACK_LEN {
+        while j + NR / 4 <= n {
+            let bt = pack_transposed::<T, { NR / 4 }>(b, j, &mut pack);
+            nt_column_block::<T, { NR / 4 }>(c, alpha, a, bt, j);
+            j += NR / 4;
+        }
+    }
+    while j < n {
+        // A single row of `B` is already the contiguous `k × 1` block.
+        nt_column_block::<T, 1>(c, alpha, a, b.row(j), j);
+        j += 1;
+    }
+}
+
+/// Copies rows `j..j + W` of `b` into `pack`, transposed: `bt[p·W + jj] = B[j + jj, p]`.
+/// Returns the filled `k·W` entries.
+#[inline(always)]
+fn pack_transposed<'p, T: Scalar, const W: usize>(
+    b: MatRef<'_, T>,
+    j: usize,
+    pack: &'p mut [T],
+) -> &'p [T] {
+    let k = b.ncols();
+    let b_rows: [&[T]; W] = core::array::from_fn(|jj| &b.row(j + jj)[..k]);
+    let bt = &mut pack[..k * W];
+    for (p, bt_row) in (0..k).zip(bt.chunks_exact_mut(W)) {
+        for (value, b_row) in bt_row.iter_mut().zip(&b_rows) {
+            *value = b_row[p];
+        }
+    }
+    bt
+}
+
+/// Columns `j..j + W` of `C += α·A·Bᵀ`, given the transposed block `bt` (`k × W`, row-major).
+#[inline(always)]
+fn nt_column_block<T: Scalar, const W: usize>(
+    c: &mut MatMut<'_, T>,
+    alpha: T,
+    a: MatRef<'_, T>,
+    bt: &[T],
+    j: usize,
+) {
+    let m = a.nrows();
+    let mut i = 0;
+    while i + MR <= m {
+        let dots = nt_tile::<T, MR, W>(a, i, bt);
+        add_scaled(c, i, j, alpha, &dots);
+        i += MR;
+    }
+    while i < m {
+        let dots = nt_tile::<T, 1, W>(a, i, bt);
+        add_scaled(c, i, j, alpha, &dots);
+        i += 1;
+    }
+}
+
+/// The micro-kernel of `C += α·A·Bᵀ`: the `R × W` dot products of rows `i..i + R` of `A` with
+/// the `W` columns of `bt`.
+#[inline(always)]
+fn nt_tile<T: Scalar, const R: usize, const W: usize>(
+    a: MatRef<'_, T>,
+    i: usize,
+    bt: &[T],
+) -> [[T; W]; R] {
+    let k = a.ncols();
+    let a_rows: [&[T]; R] = core::array::from_fn(|ii| &a.row(i + ii)[..k]);
+
+    let mut acc = [[T::ZERO; W]; R];
+    for (p, bt_row) in (0..k).zip(bt.chunks_exact(W)) {
+        let a_values: [T; R] = core::array::from_fn(|ii| a_rows[ii][p]);
+        accumulate(&mut acc, &a_values, head::<T, W>(bt_row));
+    }
+    acc
+}
+
+/// One inner step of every micro-kernel: `acc[ii][jj] += a[ii] · b[jj]`, a separate multiply and
+/// add per entry, so each entry's sum keeps its sequential order.
+#[inline(always)]
+fn accumulate<T: Scalar, const R: usize, const W: usize>(
+    acc: &mut [[T; W]; R],
+    a_values: &[T; R],
+    b_values: &[T; W],
+) {
+    for (acc_row, &a_value) in acc.iter_mut().zip(a_values) {
+        for (acc_value, &b_value) in acc_row.iter_mut().zip(b_values) {
+            *acc_value += a_value * b_value;
+        }
+    }
+}
+
+/// Element-wise `x + y`.
+#[inline(always)]
+fn add<T: Scalar, const N: usize>(x: &[T; N], y: &[T; N]) -> [T; N] {
+    core::array::from_fn(|index| x[index] + y[index])
+}
+
+/// The first `W` entries of `row`.
+///
+/// # Panics
+/// If `row` is shorter than `W`; the callers cut rows so that this cannot happen.
+#[inline(always)]
+fn head<T, const W: usize>(row: &[T]) -> &[T; W] {
+    match row.first_chunk::<W>() {
+        Some(values) => values,
+        None => panic!("row shorter than the tile width"),
+    }
+}
+
+/// Splits the `W`-wide column strip of `m` that starts at column `col` into rows `0..k − 1` and
+/// row `k − 1` (`k = m.nrows() ≥ 1`).
+///
+/// The first part is returned as one slice starting at `(0, col)` and `(k − 1)·row_stride` long,
+/// so `chunks_exact(row_stride)` yields exactly `k − 1` rows, each a full stride long: the
+/// compiler then knows every row holds `W ≤ row_stride` entries and checks nothing in the loop.
+/// The last row of the matrix may end right after column `ncols − 1`, so it is returned apart.
+#[inline(always)]
+fn split_panel<T, const W: usize>(m: MatRef<'_, T>, col: usize) -> (&[T], &[T; W]) {
+    let last = m.nrows() - 1;
+    assert!(col + W <= m.ncols() && m.ncols() <= m.row_stride);
+    let body = &m.data[col..col + last * m.row_stride];
+    let last_row = head::<T, W>(&m.row(last)[col..]);
+    (body, last_row)
+}
+
+/// Writes the tile `acc` to `C[i.., j..]`.
+#[inline(always)]
+fn store<T: Scalar, const R: usize, const W: usize>(
+    c: &mut MatMut<'_, T>,
+    i: usize,
+    j: usize,
+    acc: &[[T; W]; R],
+) {
+    for (ii, acc_row) in acc.iter().enumerate() {
+        c.row_mut(i + ii)[j..j + W].copy_from_slice(acc_row);
+    }
+}
+
+/// `C[i.., j..] += α·dots`, the scaling after the dot product, as documented for `rank_update`.
+#[inline(always)]
+fn add_scaled<T: Scalar, const R: usize, const W: usize>(
+    c: &mut MatMut<'_, T>,
+    i: usize,
+    j: usize,
+    alpha: T,
+    dots: &[[T; W]; R],
+) {
+    for (ii, dot_row) in dots.iter().enumerate() {
+        for (c_value, &dot) in c.row_mut(i + ii)[j..j + W].iter_mut().zip(dot_row) {
+            *c_value += alpha * dot;
+        }
+    }
+}

@@ -1,0 +1,636 @@
+//! The machinery Dion and PowerSGD share: shapes, input checks, PowerIter1 on `B = M + G`
+//! without storing `B`, the overflow checks and the fused final pass.
+//!
+//! Every step runs in two halves. The first half reads `X`, `M`, `G` and `Q` and writes only the
+//! scratch factors `P` and `R`; it returns an error at the first problem. The second half (the
+//! commit) cannot fail: its overflow bounds were checked before it starts. That split is what
+//! makes a failed step leave `X`, `M` and `Q` bit-identical.
+
+use super::gemm::{gemm_nn, gemm_tn};
+use super::norm::{scaled_norm_by, ScaledNorm};
+use super::qr::{column_norm, complete_column, first_non_finite, mgs, project_out, QrInfo, QrOptions};
+use super::view::{MatMut, MatRef};
+use crate::error::{Error, Operand};
+use crate::scalar::Scalar;
+
+/// The shape of one optimizer step: `X` is `rows × cols`, the factors have `rank` columns.
+///
+/// When `rows < cols` the step works on `Bᵀ` (the *transposed* rule of the Dion reference), so
+/// `Q` and `R` always have `min(rows, cols)` rows and `P` has `max(rows, cols)` rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct StepShape {
+    rows: usize,
+    cols: usize,
+    rank: usize,
+}
+
+impl StepShape {
+    /// Checks `1 ≤ rank ≤ min(rows, cols)`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRank`] otherwise (including when `rows` or `cols` is 0).
+    pub const fn new(rows: usize, cols: usize, rank: usize) -> Result<Self, Error> {
+        let max = if rows < cols { rows } else { cols };
+        if rank == 0 || rank > max {
+            return Err(Error::InvalidRank { rank, max });
+        }
+        Ok(Self { rows, cols, rank })
+    }
+
+    /// Rows of `X`.
+    pub const fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns of `X`.
+    pub const fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Columns of `P`, `Q` and `R`.
+    pub const fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// `true` when `rows < cols`, so the step iterates on `Bᵀ`.
+    pub const fn transposed(&self) -> bool {
+        self.rows < self.cols
+    }
+
+    /// Rows of `Q` and `R`: `min(rows, cols)`.
+    pub const fn inner(&self) -> usize {
+        if self.transposed() {
+            self.rows
+        } else {
+            self.cols
+        }
+    }
+
+    /// Rows of `P`: `max(rows, cols)`.
+    pub const fn outer(&self) -> usize {
+        if self.transposed() {
+            self.cols
+        } else {
+            self.rows
+        }
+    }
+
+    /// Length of `X`, `M` and `G`: `rows · cols`.
+    pub const fn param_len(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// Length of `Q` and of the `R` scratch: `min(rows, cols) · rank`.
+    pub const fn q_len(&self) -> usize {
+        self.inner() * self.rank
+    }
+
+    /// Length of the `P` scratch: `max(rows, cols) · rank`.
+    pub const fn p_len(&self) -> usize {
+        self.outer() * self.rank
+    }
+}
+
+/// The optimizer state kept between steps, in caller-provided slices (row-major).
+#[derive(Debug)]
+pub struct StepState<'a, T> {
+    /// The error-feedback buffer `M` (Dion) or `E` (PowerSGD), `rows × cols`.
+    pub momentum: &'a mut [T],
+    /// The right factor `Q`, `min(rows, cols) × rank`.
+    pub q: &'a mut [T],
+}
+
+/// Scratch for the factors `P` (`max(rows, cols) × rank`) and `R` (`min(rows, cols) × rank`).
+///
+/// Their contents on entry are never read; after a step they hold that step's factors.
+#[derive(Debug)]
+pub struct StepScratch<'a, T> {
+    /// `P`, `max(rows, cols) × rank`.
+    pub p: &'a mut [T],
+    /// `R`, `min(rows, cols) × rank`.
+    pub r: &'a mut [T],
+}
+
+/// What a successful step found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct StepInfo {
+    /// Numerical rank of `B·Q` seen by the QR: columns of `P` that were not completed.
+    pub qr_rank: usize,
+    /// Columns of `R` that were zero (or rounding noise): the step ignored them and kept the
+    /// matching columns of `Q` (normalised, for Dion). All of them when `B` is zero.
+    pub zero_columns: usize,
+}
+
+fn check_len(operand: Operand, expected: usize, len: usize) -> Result<(), Error> {
+    if len == expected {
+        Ok(())
+    } else {
+        Err(Error::BufferTooSmall { operand, required: expected, len })
+    }
+}
+
+/// Checks every buffer length against the shape.
+pub(crate) fn check_buffers<T>(
+    shape: StepShape,
+    x: &[T],
+    grad: &[T],
+    state: &StepState<'_, T>,
+    scratch: &StepScratch<'_, T>,
+) -> Result<(), Error> {
+    check_len(Operand::Param, shape.param_len(), x.len())?;
+    check_len(Operand::Grad, shape.param_len(), grad.len())?;
+    check_len(Operand::Momentum, shape.param_len(), state.momentum.len())?;
+    check_len(Operand::Q, shape.q_len(), state.q.len())?;
+    check_len(Operand::P, shape.p_len(), scratch.p.len())?;
+    check_len(Operand::R, shape.q_len(), scratch.r.len())?;
+    Ok(())
+}
+
+/// Largest magnitudes of the inputs, found by [`scan`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scan<T> {
+    /// `max |M + G|`.
+    pub max_b: T,
+    /// `max |X|`.
+    pub max_x: T,
+}
+
+#[inline(always)]
+fn fold_max<T: Scalar>(max: T, value: T) -> T {
+    // `!(v <= max)` also takes NaN, so any NaN makes the result NaN.
+    let v = value.abs();
+    if !(v <= max) {
+        v
+    } else {
+        max
+    }
+}
+
+fn first_bad<T: Scalar>(operand: Operand, data: &[T], cols: usize) -> Result<(), Error> {
+    match data.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(Error::NonFinite { operand, row: index / cols, col: index % cols }),
+        None => Ok(()),
+    }
+}
+
+/// Reads `G`, `M`, `X` and `Q` once: every entry finite, `M + G` does not overflow.
+pub(crate) fn scan<T: Scalar>(
+    shape: StepShape,
+    x: &[T],
+    grad: &[T],
+    momentum: &[T],
+    q: &[T],
+) -> Result<Scan<T>, Error> {
+    let mut max_g = T::ZERO;
+    let mut max_m = T::ZERO;
+    let mut max_b = T::ZERO;
+    for (&g, &m) in grad.iter().zip(momentum) {
+        max_g = fold_max(max_g, g);
+        max_m = fold_max(max_m, m);
+        max_b = fold_max(max_b, m + g);
+    }
+    let mut max_x = T::ZERO;
+    for &v in x {
+        max_x = fold_max(max_x, v);
+    }
+    let mut max_q = T::ZERO;
+    for &v in q.iter() {
+        max_q = fold_max(max_q, v);
+    }
+
+    let cols = shape.cols;
+    if !max_g.is_finite() {
+        first_bad(Operand::Grad, grad, cols)?;
+    }
+    if !max_m.is_finite() {
+        first_bad(Operand::Momentum, momentum, cols)?;
+    }
+    if !max_x.is_finite() {
+        first_bad(Operand::Param, x, cols)?;
+    }
+    if !max_q.is_finite() {
+        first_bad(Operand::Q, q, shape.rank)?;
+    }
+    if !max_b.is_finite() {
+        return Err(Error::Overflow { operand: Operand::Momentum });
+    }
+    Ok(Scan { max_b, max_x })
+}
+
+/// The matrix the power iteration runs on, `W = M + G` or `W = (M + G)ᵀ`, never stored.
+#[derive(Clone, Copy)]
+pub(crate) struct Operator<'a, T> {
+    pub m: MatRef<'a, T>,
+    pub g: MatRef<'a, T>,
+    pub transposed: bool,
+}
+
+impl<T: Scalar> Operator<'_, T> {
+    /// `out = W·Q` for `Q` with `inner` rows.
+    pub fn apply(&self, q: MatRef<'_, T>, out: &mut MatMut<'_, T>) {
+        if self.transposed {
+            gemm_tn::<T, true>(out, self.m, self.g, q);
+        } else {
+            gemm_nn::<T, true>(out, self.m, self.g, q);
+        }
+    }
+
+    /// `out = Wᵀ·P` for `P` with `outer` rows.
+    pub fn apply_transpose(&self, p: MatRef<'_, T>, out: &mut MatMut<'_, T>) {
+        if self.transposed {
+            gemm_nn::<T, true>(out, self.m, self.g, p);
+        } else {
+            gemm_tn::<T, true>(out, self.m, self.g, p);
+        }
+    }
+
+    /// Entry `(i, c)` of `W`.
+    #[inline(always)]
+    fn at(&self, i: usize, c: usize) -> T {
+        if self.transposed {
+            self.m.get(c, i) + self.g.get(c, i)
+        } else {
+            self.m.get(i, c) + self.g.get(i, c)
+        }
+    }
+
+    /// Columns of `W`.
+    fn ncols(&self) -> usize {
+        if self.transposed {
+            self.m.nrows()
+        } else {
+            self.m.ncols()
+        }
+    }
+}
+
+/// `true` when `a > b`, for norms kept as `value · 2^exp`.
+fn scaled_greater<T: Scalar>(a: ScaledNorm<T>, b: ScaledNorm<T>) -> bool {
+    if a.value == T::ZERO {
+        return false;
+    }
+    if b.value == T::ZERO {
+        return true;
+    }
+    // Both values lie in [1, 2√n), so a gap of more than 64 binary orders decides alone.
+    let gap = a.exp - b.exp;
+    if gap > 64 {
+        return true;
+    }
+    if gap < -64 {
+        return false;
+    }
+    a.value * T::exp2i(gap) > b.value
+}
+
+/// Completion that prefers the range of `W`: column `j` of `P` becomes the normalised part of
+/// the column `W eₖ` that is farthest from the span of columns `0..j`.
+///
+/// A completed column `p` with `Wᵀp = 0` would give a zero column of `R`, so that direction
+/// would never enter the update and the warm start could stay stuck (for example `B·Q = 0` with
+/// `B ≠ 0`). Choosing `p` from the range of `W` makes `Wᵀp ≠ 0` whenever `W` has rank above
+/// `j`. Costs `O(n·m·j)`, like one product with `W`, and runs only on rank-deficient steps. Falls
+/// back to [`complete_column`] when the range of `W` is already spanned.
+pub(crate) fn complete_from_range<T: Scalar>(
+    operator: Operator<'_, T>,
+    p: &mut MatMut<'_, T>,
+    j: usize,
+) {
+    let n = p.nrows;
+    let stride = p.row_stride;
+    let mut best: Option<(usize, ScaledNorm<T>)> = None;
+    let mut largest = ScaledNorm { value: T::ZERO, exp: 0 };
+
+    for c in 0..operator.ncols() {
+        let original = load_and_project(operator, p, j, c);
+        let Some(original) = original else { continue };
+        if scaled_greater(original, largest) {
+            largest = original;
+        }
+        let residual = column_norm(p, j);
+        let residual = ScaledNorm { value: residual.to_scalar(), exp: original.exp };
+        let better = match best {
+            None => true,
+            Some((_, current)) => scaled_greater(residual, current),
+        };
+        if better {
+            best = Some((c, residual));
+        }
+    }
+
+    // Same rounding-noise threshold as the QR: n·ε relative to the largest column of W.
+    let threshold = ScaledNorm {
+        value: largest.value * T::from_usize(n) * T::EPSILON,
+        exp: largest.exp,
+    };
+    match best {
+        Some((c, residual)) if scaled_greater(residual, threshold) => {
+            let _ = load_and_project(operator, p, j, c);
+            let norm = column_norm(p, j).to_scalar();
+            for i in 0..n {
+                p.data[i * stride + j] /= norm;
+            }
+        }
+        _ => complete_column(p, j),
+    }
+}
+
+/// Writes `W e_c`, scaled to unit magnitude, into column `j` of `p` and projects out columns
+/// `0..j` twice. Returns the norm of `W e_c`, or `None` if that column is zero.
+fn load_and_project<T: Scalar>(
+    operator: Operator<'_, T>,
+    p: &mut MatMut<'_, T>,
+    j: usize,
+    c: usize,
+) -> Option<ScaledNorm<T>> {
+    let n = p.nrows;
+    let stride = p.row_stride;
+    let original = scaled_norm_by(n, |i| operator.at(i, c));
+    if original.value == T::ZERO {
+        return None;
+    }
+    let scale = original.scale();
+    for i in 0..n {
+        p.data[i * stride + j] = operator.at(i, c) * scale;
+    }
+    for _ in 0..2 {
+        project_out(p, j, &mut |_, _| {});
+    }
+    Some(original)
+}
+
+/// How a column of `P` that the QR finds dependent is replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Completion {
+    /// From the range of `W` ([`complete_from_range`]); needs the local `W`.
+    Range,
+    /// A standard basis vector ([`complete_column`]); depends on `P` alone, so every worker of a
+    /// data-parallel step picks the same one.
+    Basis,
+}
+
+/// PowerIter1 after `P = W·Q`: orthonormalises `P`, then `R = Wᵀ·P`; `power_iters − 1` more
+/// rounds with `Q` replaced by the normalised `R`. Fails only if `P` or `R` is not finite.
+pub(crate) fn project<T: Scalar>(
+    operator: Operator<'_, T>,
+    p: &mut MatMut<'_, T>,
+    r: &mut MatMut<'_, T>,
+    qr: QrOptions,
+    completion: Completion,
+    extra_iters: usize,
+    epsilon: T,
+) -> Result<QrInfo, Error> {
+    let mut info = orthonormalize(operator, p, qr, completion)?;
+    operator.apply_transpose(p.as_ref(), r);
+    for _ in 0..extra_iters {
+        check_finite(Operand::R, r)?;
+        super::power::normalize_columns(r.reborrow(), epsilon);
+        operator.apply(r.as_ref(), p);
+        info = orthonormalize(operator, p, qr, completion)?;
+        operator.apply_transpose(p.as_ref(), r);
+    }
+    check_finite(Operand::R, r)?;
+    Ok(info)
+}
+
+fn orthonormalize<T: Scalar>(
+    operator: Operator<'_, T>,
+    p: &mut MatMut<'_, T>,
+    qr: QrOptions,
+    completion: Completion,
+) -> Result<QrInfo, Error> {
+    check_finite(Operand::P, p)?;
+    let info = match completion {
+        Completion::Range => mgs(p, None, qr, &mut |p, j| complete_from_range(operator, p, j)),
+        Completion::Basis => mgs(p, None, qr, &mut complete_column),
+    };
+    Ok(info)
+}
+
+/// [`Error::Overflow`] for `operand` if `a` holds a non-finite value. Called on products of
+/// finite inputs, so a non-finite entry means the product overflowed.
+pub(crate) fn check_finite<T: Scalar>(operand: Operand, a: &MatMut<'_, T>) -> Result<(), Error> {
+    match first_non_finite(a) {
+        Some(_) => Err(Error::Overflow { operand }),
+        None => Ok(()),
+    }
+}
+
+/// `max |a|` over a finite matrix.
+pub(crate) fn max_abs<T: Scalar>(a: &MatMut<'_, T>) -> T {
+    let mut max = T::ZERO;
+    for i in 0..a.nrows() {
+        for &v in a.row(i) {
+            max = fold_max(max, v);
+        }
+    }
+    max
+}
+
+/// Coefficients of the fused final pass:
+/// `M ← (M + G) − c1·(L1 R1ᵀ)` and `X ← decay·X − c2·(L2 R2ᵀ)`.
+pub(crate) struct Update<T> {
+    pub c1: T,
+    pub decay: T,
+    pub c2: T,
+}
+
+/// The fused final pass: each entry of `M` and `X` is read once and written once.
+///
+/// `l1, l2` have `rows` rows and `r1, r2` have `cols` rows, all with `rank` columns; the dot
+/// products run over the rank index in order, like the other kernels.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn apply_update<T: Scalar>(
+    x: &mut MatMut<'_, T>,
+    m: &mut MatMut<'_, T>,
+    g: MatRef<'_, T>,
+    l1: MatRef<'_, T>,
+    r1: MatRef<'_, T>,
+    l2: MatRef<'_, T>,
+    r2: MatRef<'_, T>,
+    update: &Update<T>,
+) {
+    let (rows, cols) = x.shape();
+    let k = l1.ncols();
+    for i in 0..rows {
+        let l1_row = &l1.row(i)[..k];
+        let l2_row = &l2.row(i)[..k];
+        let g_row = &g.row(i)[..cols];
+        let m_row = &mut m.row_mut(i)[..cols];
+        for j in 0..cols {
+            let r1_row = &r1.row(j)[..k];
+            let mut dot = T::ZERO;
+            for q in 0..k {
+                dot += l1_row[q] * r1_row[q];
+            }
+            m_row[j] = (m_row[j] + g_row[j]) - update.c1 * dot;
+        }
+        let x_row = &mut x.row_mut(i)[..cols];
+        for (j, x_value) in x_row.iter_mut().enumerate() {
+            let r2_row = &r2.row(j)[..k];
+            let mut dot = T::ZERO;
+            for q in 0..k {
+                dot += l2_row[q] * r2_row[q];
+            }
+            *x_value = update.decay * *x_value - update.c2 * dot;
+        }
+    }
+}
+
+/// How the commit sets `Q` from `R`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum QUpdate<T> {
+    /// Dion: `Q ← R / (‖R_col‖ + ε)`; a negligible column keeps `Q_col / (‖Q_col‖ + ε)`.
+    Normalize(T),
+    /// PowerSGD: `Q ← R`; a negligible column keeps `Q_col`.
+    Copy,
+}
+
+/// The buffers of one step and what its checks found; shared by Dion and PowerSGD.
+pub(crate) struct Core<'a, T: Scalar> {
+    pub shape: StepShape,
+    pub x: &'a mut [T],
+    pub grad: &'a [T],
+    pub state: StepState<'a, T>,
+    pub scratch: StepScratch<'a, T>,
+    pub scan: Scan<T>,
+}
+
+fn view<T>(data: &[T], nrows: usize, ncols: usize) -> MatRef<'_, T> {
+    MatRef { data, nrows, ncols, row_stride: ncols }
+}
+
+fn view_mut<T>(data: &mut [T], nrows: usize, ncols: usize) -> MatMut<'_, T> {
+    MatMut { data, nrows, ncols, row_stride: ncols }
+}
+
+impl<'a, T: Scalar> Core<'a, T> {
+    /// Checks buffers and inputs, then computes `P = W·Q`.
+    pub fn begin(
+        shape: StepShape,
+        x: &'a mut [T],
+        grad: &'a [T],
+        state: StepState<'a, T>,
+        scratch: StepScratch<'a, T>,
+    ) -> Result<Self, Error> {
+        check_buffers(shape, x, grad, &state, &scratch)?;
+        let scan = scan(shape, x, grad, state.momentum, state.q)?;
+        let core = Self { shape, x, grad, state, scratch, scan };
+        let s = core.shape;
+        let operator = Operator {
+            m: view(core.state.momentum, s.rows(), s.cols()),
+            g: view(core.grad, s.rows(), s.cols()),
+            transposed: s.transposed(),
+        };
+        let q = view(core.state.q, s.inner(), s.rank());
+        let mut p = view_mut(core.scratch.p, s.outer(), s.rank());
+        operator.apply(q, &mut p);
+        Ok(core)
+    }
+
+    /// Orthonormalises `P` and computes `R = Wᵀ·P` (plus `extra_iters` more rounds).
+    pub fn project(
+        &mut self,
+        qr: QrOptions,
+        completion: Completion,
+        extra_iters: usize,
+        epsilon: T,
+    ) -> Result<QrInfo, Error> {
+        let s = self.shape;
+        let operator = Operator {
+            m: view(self.state.momentum, s.rows(), s.cols()),
+            g: view(self.grad, s.rows(), s.cols()),
+            transposed: s.transposed(),
+        };
+        let mut p = view_mut(self.scratch.p, s.outer(), s.rank());
+        let mut r = view_mut(self.scratch.r, s.inner(), s.rank());
+        project(operator, &mut p, &mut r, qr, completion, extra_iters, epsilon)
+    }
+
+    /// `max |R|`, or [`Error::Overflow`] if `R` is not finite.
+    pub fn max_r(&mut self) -> Result<T, Error> {
+        let s = self.shape;
+        let r = view_mut(self.scratch.r, s.inner(), s.rank());
+        check_finite(Operand::R, &r)?;
+        Ok(max_abs(&r))
+    }
+
+    /// Sets `Q` from `R` and zeroes the columns of `P` whose `R` column is negligible: at most
+    /// `n·ε` times the largest column norm, `n` the rows of `P`. `Wᵀp` for a `p` orthogonal to
+    /// the range of `W` is rounding noise of that size (each entry is a length-`n` dot product),
+    /// so such a column has no direction worth following. With `B = 0` every column is
+    /// negligible, which reproduces the reference's all-zero branch. Returns how many were.
+    pub fn commit_factors(&mut self, rule: QUpdate<T>) -> usize {
+        let s = self.shape;
+        let (m, k) = (s.inner(), s.rank());
+        let r = view(self.scratch.r, m, k);
+        let column = |j: usize| scaled_norm_by(m, |i| r.data[i * k + j]);
+
+        let mut largest = ScaledNorm { value: T::ZERO, exp: 0 };
+        for j in 0..k {
+            let norm = column(j);
+            if scaled_greater(norm, largest) {
+                largest = norm;
+            }
+        }
+        let threshold = ScaledNorm {
+            value: largest.value * T::from_usize(s.outer()) * T::EPSILON,
+            exp: largest.exp,
+        };
+
+        let mut zero_columns = 0;
+        for j in 0..k {
+            let norm = column(j);
+            let negligible = !scaled_greater(norm, threshold);
+            let q = &mut *self.state.q;
+            if negligible {
+                zero_columns += 1;
+                for i in 0..s.outer() {
+                    self.scratch.p[i * k + j] = T::ZERO;
+                }
+                if let QUpdate::Normalize(epsilon) = rule {
+                    let q_norm = scaled_norm_by(m, |i| q[i * k + j]).to_scalar();
+                    for i in 0..m {
+                        q[i * k + j] /= q_norm + epsilon;
+                    }
+                }
+            } else {
+                match rule {
+                    QUpdate::Normalize(epsilon) => {
+                        let denominator = norm.to_scalar() + epsilon;
+                        for i in 0..m {
+                            q[i * k + j] = r.data[i * k + j] / denominator;
+                        }
+                    }
+                    QUpdate::Copy => {
+                        for i in 0..m {
+                            q[i * k + j] = r.data[i * k + j];
+                        }
+                    }
+                }
+            }
+        }
+        zero_columns
+    }
+
+    /// The fused final pass: `M ← B − c1·(P Rᵀ)`, `X ← decay·X − c2·(P Fᵀ)`, where `F` is the
+    /// new `Q` (Dion) or `R` (PowerSGD), both transposed back when `W = Bᵀ`.
+    pub fn apply(&mut self, update: Update<T>, x_factor_is_q: bool) {
+        let s = self.shape;
+        let (k, inner, outer) = (s.rank(), s.inner(), s.outer());
+        let p = view(self.scratch.p, outer, k);
+        let r = view(self.scratch.r, inner, k);
+        let f = if x_factor_is_q { view(self.state.q, inner, k) } else { r };
+        let g = view(self.grad, s.rows(), s.cols());
+        let mut m = view_mut(self.state.momentum, s.rows(), s.cols());
+        let mut x = view_mut(self.x, s.rows(), s.cols());
+        if s.transposed() {
+            apply_update(&mut x, &mut m, g, r, p, f, p, &update);
+        } else {
+            apply_update(&mut x, &mut m, g, p, r, p, f, &update);
+        }
+    }
+}
