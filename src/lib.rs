@@ -7,7 +7,9 @@ pub mod engine;
 pub mod typed;
 mod error;
 mod math;
+mod rng;
 mod scalar;
 
 pub use error::{Error, Operand};
+pub use rng::SplitMix64;
 pub use scalar::Scalar;

@@ -19,7 +19,6 @@ pub(crate) fn sqrt_f32(x: f32) -> f32 {
 /// `√x` for `f32` where an approximation is acceptable: micromath's with the `micromath` feature,
 /// otherwise the correctly rounded one.
 #[inline(always)]
-#[allow(dead_code)]
 pub(crate) fn sqrt_approx_f32(x: f32) -> f32 {
     #[cfg(feature = "micromath")]
     {

@@ -52,6 +52,9 @@ pub trait Scalar:
 
     /// Correctly rounded square root, from `libm`.
     fn sqrt(self) -> Self;
+    /// Square root where an approximation is acceptable (AdamW's `√v`): micromath's for `f32`
+    /// with the `micromath` feature, otherwise the same as [`sqrt`](Self::sqrt).
+    fn sqrt_approx(self) -> Self;
     /// Absolute value.
     fn abs(self) -> Self;
     /// `true` unless the value is NaN or ±∞.
@@ -83,6 +86,11 @@ impl Scalar for f32 {
     #[inline(always)]
     fn sqrt(self) -> Self {
         crate::math::sqrt_f32(self)
+    }
+
+    #[inline(always)]
+    fn sqrt_approx(self) -> Self {
+        crate::math::sqrt_approx_f32(self)
     }
 
     #[inline(always)]
@@ -139,6 +147,11 @@ impl Scalar for f64 {
 
     #[inline(always)]
     fn sqrt(self) -> Self {
+        libm::sqrt(self)
+    }
+
+    #[inline(always)]
+    fn sqrt_approx(self) -> Self {
         libm::sqrt(self)
     }
 

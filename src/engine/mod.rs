@@ -10,7 +10,9 @@ mod gemm;
 mod norm;
 pub mod params;
 mod power;
+mod powersgd;
 mod qr;
+mod scalar_opt;
 mod step;
 mod view;
 
@@ -18,7 +20,9 @@ pub use dion::{dion_step, DionConfig, DionPhaseP, DionPhaseR, MAX_POWER_ITERS};
 pub use gemm::{matmul, matmul_tn, rank_update};
 pub use step::{StepInfo, StepScratch, StepShape, StepState};
 pub use norm::norm2;
+pub use powersgd::{powersgd_step, PowerSgdConfig};
 pub use power::{normalize_columns, power_iter1, power_iter1_transposed};
+pub use scalar_opt::{adamw_step, lion_step, ScalarOptConfig};
 pub use qr::{qr_in_place, QrInfo, QrOptions};
 pub use view::{MatMut, MatRef};
 

@@ -6,16 +6,6 @@
 
 use crate::error::{Error, Operand};
 
-/// Number of elements a `nrows × ncols` matrix with this row stride needs.
-#[inline]
-pub(crate) fn required_len(nrows: usize, ncols: usize, row_stride: usize) -> usize {
-    if nrows == 0 || ncols == 0 {
-        0
-    } else {
-        (nrows - 1) * row_stride + ncols
-    }
-}
-
 fn check(
     operand: Operand,
     len: usize,
@@ -79,17 +69,6 @@ impl<'a, T> MatRef<'a, T> {
     ) -> Result<Self, Error> {
         check(Operand::A, data.len(), nrows, ncols, row_stride)?;
         Ok(Self { data, nrows, ncols, row_stride })
-    }
-
-    /// Like `from_slice_with_stride`, but names `operand` in the error.
-    pub(crate) fn new_for(
-        operand: Operand,
-        data: &'a [T],
-        nrows: usize,
-        ncols: usize,
-    ) -> Result<Self, Error> {
-        check(operand, data.len(), nrows, ncols, ncols)?;
-        Ok(Self { data, nrows, ncols, row_stride: ncols })
     }
 
     /// Number of rows.
@@ -162,17 +141,6 @@ impl<'a, T> MatMut<'a, T> {
     ) -> Result<Self, Error> {
         check(Operand::C, data.len(), nrows, ncols, row_stride)?;
         Ok(Self { data, nrows, ncols, row_stride })
-    }
-
-    /// Like `from_slice`, but names `operand` in the error.
-    pub(crate) fn new_for(
-        operand: Operand,
-        data: &'a mut [T],
-        nrows: usize,
-        ncols: usize,
-    ) -> Result<Self, Error> {
-        check(operand, data.len(), nrows, ncols, ncols)?;
-        Ok(Self { data, nrows, ncols, row_stride: ncols })
     }
 
     /// Number of rows.
