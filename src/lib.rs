@@ -4,11 +4,11 @@
 #![forbid(unsafe_code)]
 
 pub mod engine;
-pub mod typed;
 mod error;
 mod math;
 mod rng;
 mod scalar;
+pub mod typed;
 
 pub use error::{Error, Operand};
 pub use rng::SplitMix64;

@@ -59,6 +59,8 @@ pub trait Scalar:
     fn abs(self) -> Self;
     /// `true` unless the value is NaN or ±∞.
     fn is_finite(self) -> bool;
+    /// `true` for NaN.
+    fn is_nan(self) -> bool;
     /// Converts from `f64`, rounding to nearest.
     fn from_f64(value: f64) -> Self;
     /// Converts to `f64` exactly.
@@ -101,6 +103,11 @@ impl Scalar for f32 {
     #[inline(always)]
     fn is_finite(self) -> bool {
         f32::is_finite(self)
+    }
+
+    #[inline(always)]
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
     }
 
     #[inline(always)]
@@ -163,6 +170,11 @@ impl Scalar for f64 {
     #[inline(always)]
     fn is_finite(self) -> bool {
         f64::is_finite(self)
+    }
+
+    #[inline(always)]
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
     }
 
     #[inline(always)]

@@ -42,7 +42,8 @@ fn numbers(value: &Value, key: &str) -> Vec<f64> {
 
 fn load(path: &Path) -> Case {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let int = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("missing {k}")) as usize;
     let num = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("missing {k}"));
     let steps = v["steps"]
@@ -87,7 +88,11 @@ fn cases() -> Vec<Case> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     paths.sort();
-    assert!(!paths.is_empty(), "no golden case (*.json) in {}", dir.display());
+    assert!(
+        !paths.is_empty(),
+        "no golden case (*.json) in {}",
+        dir.display()
+    );
     paths.iter().map(|p| load(p)).collect()
 }
 
@@ -131,8 +136,14 @@ fn run_case<T: Scalar>(case: &Case) -> Errors {
             &config,
             &mut x,
             &grad,
-            StepState { momentum: &mut m, q: &mut q },
-            StepScratch { p: &mut p, r: &mut r },
+            StepState {
+                momentum: &mut m,
+                q: &mut q,
+            },
+            StepScratch {
+                p: &mut p,
+                r: &mut r,
+            },
         )
         .unwrap_or_else(|e| panic!("{} step {index}: {e}", case.name));
 
@@ -146,9 +157,21 @@ fn run_case<T: Scalar>(case: &Case) -> Errors {
         let dx = max_diff(&x, &step.x);
         let dm = max_diff(&m, &step.m);
         let dq = max_diff_up_to_sign(&q, &step.q, case.rank);
-        assert!(dx <= x_bar, "{} step {index}: |dX| = {dx:e} > {x_bar:e}", case.name);
-        assert!(dm <= m_bar, "{} step {index}: |dM| = {dm:e} > {m_bar:e}", case.name);
-        assert!(dq <= q_bar, "{} step {index}: |dQ| = {dq:e} > {q_bar:e}", case.name);
+        assert!(
+            dx <= x_bar,
+            "{} step {index}: |dX| = {dx:e} > {x_bar:e}",
+            case.name
+        );
+        assert!(
+            dm <= m_bar,
+            "{} step {index}: |dM| = {dm:e} > {m_bar:e}",
+            case.name
+        );
+        assert!(
+            dq <= q_bar,
+            "{} step {index}: |dQ| = {dq:e} > {q_bar:e}",
+            case.name
+        );
         errors.dx = errors.dx.max(dx);
         errors.dm = errors.dm.max(dm);
         errors.dq = errors.dq.max(dq);
@@ -158,7 +181,10 @@ fn run_case<T: Scalar>(case: &Case) -> Errors {
 
 fn max_diff<T: Scalar>(ours: &[T], golden: &[f64]) -> f64 {
     assert_eq!(ours.len(), golden.len());
-    ours.iter().zip(golden).map(|(&a, &b)| (a.to_f64() - b).abs()).fold(0.0, f64::max)
+    ours.iter()
+        .zip(golden)
+        .map(|(&a, &b)| (a.to_f64() - b).abs())
+        .fold(0.0, f64::max)
 }
 
 /// Flips each column of `ours` to the sign of the golden column (sign of their dot product).
@@ -167,7 +193,9 @@ fn max_diff_up_to_sign<T: Scalar>(ours: &[T], golden: &[f64], rank: usize) -> f6
     let rows = ours.len() / rank;
     let mut worst = 0.0f64;
     for j in 0..rank {
-        let dot: f64 = (0..rows).map(|i| ours[i * rank + j].to_f64() * golden[i * rank + j]).sum();
+        let dot: f64 = (0..rows)
+            .map(|i| ours[i * rank + j].to_f64() * golden[i * rank + j])
+            .sum();
         let sign = if dot < 0.0 { -1.0 } else { 1.0 };
         for i in 0..rows {
             let d = (sign * ours[i * rank + j].to_f64() - golden[i * rank + j]).abs();
@@ -182,8 +210,101 @@ fn golden_cases_match_reference() {
     let cases = cases();
     for case in &cases {
         let e = run_case::<f64>(case);
-        println!("golden {} f64: ok (max dX {:.1e}, dM {:.1e}, dQ {:.1e})", case.name, e.dx, e.dm, e.dq);
+        println!(
+            "golden {} f64: ok (max dX {:.1e}, dM {:.1e}, dQ {:.1e})",
+            case.name, e.dx, e.dm, e.dq
+        );
         let e = run_case::<f32>(case);
-        println!("golden {} f32: ok (max dX {:.1e}, dM {:.1e}, dQ {:.1e})", case.name, e.dx, e.dm, e.dq);
+        println!(
+            "golden {} f32: ok (max dX {:.1e}, dM {:.1e}, dQ {:.1e})",
+            case.name, e.dx, e.dm, e.dq
+        );
+    }
+}
+
+/// Runs a case through the const-generic `Dion` and returns X, M and Q after every step.
+fn run_typed<const R: usize, const C: usize, const K: usize>(case: &Case) -> Vec<Vec<u32>> {
+    use dion_kernel::typed::{Dion, Matrix};
+    let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let config = DionConfig {
+        lr: case.lr as f32,
+        momentum: case.mu as f32,
+        weight_decay: case.weight_decay as f32,
+        epsilon: case.epsilon as f32,
+        ..DionConfig::default()
+    };
+    let mut dion = Dion::<f32, R, C, K>::with_q(config, &to_f32(&case.q0)).expect("typed state");
+    let mut x = Matrix::<f32, R, C>::from_slice(&to_f32(&case.x0)).expect("x0 shape");
+    let mut out = Vec::new();
+    for step in &case.steps {
+        let grad = Matrix::<f32, R, C>::from_slice(&to_f32(&step.grad)).expect("grad shape");
+        dion.step(&mut x, &grad).expect("typed step");
+        let bits = x
+            .as_slice()
+            .iter()
+            .chain(dion.momentum().as_slice())
+            .chain(dion.q());
+        out.push(bits.map(|v| v.to_bits()).collect());
+    }
+    out
+}
+
+/// The same case through the runtime-shape engine, in the same form.
+fn run_engine_bits(case: &Case) -> Vec<Vec<u32>> {
+    let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let shape = StepShape::new(case.rows, case.cols, case.rank).unwrap();
+    let config = DionConfig {
+        lr: case.lr as f32,
+        momentum: case.mu as f32,
+        weight_decay: case.weight_decay as f32,
+        epsilon: case.epsilon as f32,
+        ..DionConfig::default()
+    };
+    let (mut x, mut m, mut q) = (to_f32(&case.x0), to_f32(&case.m0), to_f32(&case.q0));
+    let (mut p, mut r) = (vec![0.0f32; shape.p_len()], vec![0.0f32; shape.q_len()]);
+    let mut out = Vec::new();
+    for step in &case.steps {
+        let grad = to_f32(&step.grad);
+        dion_step(
+            shape,
+            &config,
+            &mut x,
+            &grad,
+            StepState {
+                momentum: &mut m,
+                q: &mut q,
+            },
+            StepScratch {
+                p: &mut p,
+                r: &mut r,
+            },
+        )
+        .unwrap();
+        out.push(x.iter().chain(&m).chain(&q).map(|v| v.to_bits()).collect());
+    }
+    out
+}
+
+#[test]
+fn golden_shapes_through_typed_layer() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let case = |name: &str| load(&dir.join(format!("{name}.json")));
+    let checks: [(&str, fn(&Case) -> Vec<Vec<u32>>); 7] = [
+        ("tall_16x8_r4", run_typed::<16, 8, 4>),
+        ("square_32x32_r8", run_typed::<32, 32, 8>),
+        ("wide_8x24_r4", run_typed::<8, 24, 4>),
+        ("fullrank_12x6_r6", run_typed::<12, 6, 6>),
+        ("rank1_20x10_r1", run_typed::<20, 10, 1>),
+        ("nomomentum_16x16_r4", run_typed::<16, 16, 4>),
+        ("zero_first_grad_10x6_r3", run_typed::<10, 6, 3>),
+    ];
+    for (name, run) in checks {
+        let case = case(name);
+        assert_eq!(
+            run(&case),
+            run_engine_bits(&case),
+            "{name}: typed and engine paths differ"
+        );
+        println!("golden {name} typed f32: bit-identical to the engine");
     }
 }

@@ -14,9 +14,7 @@
 //! is `P Rᵀ` with every singular value set to one, the one change from PowerSGD.
 
 use super::qr::QrOptions;
-use super::step::{
-    Completion, Core, QUpdate, StepInfo, StepScratch, StepShape, StepState, Update,
-};
+use super::step::{Completion, Core, QUpdate, StepInfo, StepScratch, StepShape, StepState, Update};
 use crate::error::{Error, Operand};
 use crate::scalar::Scalar;
 
@@ -60,7 +58,11 @@ impl<T: Scalar> Default for DionConfig<T> {
 pub const MAX_POWER_ITERS: usize = 16;
 
 pub(crate) fn invalid(name: &'static str, value: f64, expected: &'static str) -> Error {
-    Error::InvalidHyperparameter { name, value, expected }
+    Error::InvalidHyperparameter {
+        name,
+        value,
+        expected,
+    }
 }
 
 pub(crate) fn check_lr_wd<T: Scalar>(lr: T, weight_decay: T) -> Result<(), Error> {
@@ -68,7 +70,11 @@ pub(crate) fn check_lr_wd<T: Scalar>(lr: T, weight_decay: T) -> Result<(), Error
         return Err(invalid("lr", lr.to_f64(), "a finite value >= 0"));
     }
     if !(weight_decay.is_finite() && weight_decay >= T::ZERO) {
-        return Err(invalid("weight_decay", weight_decay.to_f64(), "a finite value >= 0"));
+        return Err(invalid(
+            "weight_decay",
+            weight_decay.to_f64(),
+            "a finite value >= 0",
+        ));
     }
     // The reference accepts lr·wd > 1, which flips the sign of X every step: reject it.
     if !(lr * weight_decay <= T::ONE) {
@@ -83,7 +89,11 @@ pub(crate) fn check_lr_wd<T: Scalar>(lr: T, weight_decay: T) -> Result<(), Error
 
 pub(crate) fn check_power_iters(power_iters: usize) -> Result<(), Error> {
     if power_iters == 0 || power_iters > MAX_POWER_ITERS {
-        return Err(invalid("power_iters", power_iters as f64, "1 <= power_iters <= 16"));
+        return Err(invalid(
+            "power_iters",
+            power_iters as f64,
+            "1 <= power_iters <= 16",
+        ));
     }
     Ok(())
 }
@@ -187,8 +197,11 @@ pub struct DionPhaseR<'a, T: Scalar> {
 impl<'a, T: Scalar> DionPhaseP<'a, T> {
     /// Checks the arguments and inputs and computes `P = W·Q` into `scratch.p`.
     ///
-    /// The phased step runs exactly one power iteration, and replaces a dependent column of `P`
-    /// by a basis vector chosen from `P` alone, so that every worker picks the same one.
+    /// The phased step runs exactly one power iteration. A column of the averaged `P` that the
+    /// QR finds dependent is dropped from the update (set to zero), a choice made from `P` alone
+    /// so that every worker makes the same one.
+    // NOTE: so a phased step whose averaged B·Q is zero in some column leaves that direction out
+    // (X does not move along it), where the single-worker step picks one from the range of B.
     ///
     /// # Errors
     /// As for [`dion_step`]; also [`Error::InvalidHyperparameter`] if `config.power_iters != 1`.
@@ -220,7 +233,10 @@ impl<'a, T: Scalar> DionPhaseP<'a, T> {
     ) -> Result<Self, Error> {
         config.validate()?;
         let core = Core::begin(shape, x, grad, state, scratch)?;
-        Ok(Self { core, config: *config })
+        Ok(Self {
+            core,
+            config: *config,
+        })
     }
 
     /// `P = W·Q`, `max(rows, cols) × rank`, row-major; average it across workers here.
@@ -233,13 +249,19 @@ impl<'a, T: Scalar> DionPhaseP<'a, T> {
     /// # Errors
     /// [`Error::Overflow`] if `P` (after averaging) or `R` is not finite.
     pub fn project(self) -> Result<DionPhaseR<'a, T>, Error> {
-        self.project_with(Completion::Basis)
+        self.project_with(Completion::Zero)
     }
 
     fn project_with(mut self, completion: Completion) -> Result<DionPhaseR<'a, T>, Error> {
         let c = self.config;
-        let info = self.core.project(c.qr, completion, c.power_iters - 1, c.epsilon)?;
-        Ok(DionPhaseR { core: self.core, config: c, qr_rank: info.rank })
+        let info = self
+            .core
+            .project(c.qr, completion, c.power_iters - 1, c.epsilon)?;
+        Ok(DionPhaseR {
+            core: self.core,
+            config: c,
+            qr_rank: info.rank,
+        })
     }
 }
 
@@ -267,17 +289,31 @@ impl<T: Scalar> DionPhaseR<'_, T> {
         let limit = T::MAX / (T::ONE + T::ONE);
         let c1 = T::ONE - config.momentum;
         if !(scan.max_b + c1 * (sqrt_k * max_r) <= limit) {
-            return Err(Error::Overflow { operand: Operand::Momentum });
+            return Err(Error::Overflow {
+                operand: Operand::Momentum,
+            });
         }
         let lr_scaled = scaled_lr(config.lr, s);
         let decay = T::ONE - config.lr * config.weight_decay;
         if !(scan.max_x * decay + lr_scaled * sqrt_k <= limit) {
-            return Err(Error::Overflow { operand: Operand::Param });
+            return Err(Error::Overflow {
+                operand: Operand::Param,
+            });
         }
 
         // Commit: nothing below can fail.
         let zero_columns = self.core.commit_factors(QUpdate::Normalize(config.epsilon));
-        self.core.apply(Update { c1, decay, c2: lr_scaled }, true);
-        Ok(StepInfo { qr_rank: self.qr_rank, zero_columns })
+        self.core.apply(
+            Update {
+                c1,
+                decay,
+                c2: lr_scaled,
+            },
+            true,
+        );
+        Ok(StepInfo {
+            qr_rank: self.qr_rank,
+            zero_columns,
+        })
     }
 }

@@ -48,7 +48,11 @@ use crate::scalar::Scalar;
 /// assert_eq!(c, [17.0, 39.0]);
 /// # Ok::<(), dion_kernel::Error>(())
 /// ```
-pub fn matmul<T: Scalar>(c: MatMut<'_, T>, a: MatRef<'_, T>, b: MatRef<'_, T>) -> Result<(), Error> {
+pub fn matmul<T: Scalar>(
+    c: MatMut<'_, T>,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+) -> Result<(), Error> {
     check_shape(Operand::B, (a.ncols(), b.ncols()), b.shape())?;
     check_shape(Operand::C, (a.nrows(), b.ncols()), c.shape())?;
     let mut c = c;
@@ -100,7 +104,11 @@ pub(crate) fn check_shape(
     if expected == found {
         Ok(())
     } else {
-        Err(Error::ShapeMismatch { operand, expected, found })
+        Err(Error::ShapeMismatch {
+            operand,
+            expected,
+            found,
+        })
     }
 }
 
@@ -150,7 +158,11 @@ fn nn_row_block<T: Scalar, const R: usize, const ADD: bool>(
 ) {
     let n = b.ncols();
     let a_rows: [&[T]; R] = core::array::from_fn(|ii| a.row(i + ii));
-    let a2_rows: [&[T]; R] = if ADD { core::array::from_fn(|ii| a2.row(i + ii)) } else { a_rows };
+    let a2_rows: [&[T]; R] = if ADD {
+        core::array::from_fn(|ii| a2.row(i + ii))
+    } else {
+        a_rows
+    };
 
     let mut j = 0;
     while j + NR <= n {
@@ -158,11 +170,21 @@ fn nn_row_block<T: Scalar, const R: usize, const ADD: bool>(
         j += NR;
     }
     while j + NR / 2 <= n {
-        store(c, i, j, &nn_tile::<T, R, { NR / 2 }, ADD>(&a_rows, &a2_rows, b, j));
+        store(
+            c,
+            i,
+            j,
+            &nn_tile::<T, R, { NR / 2 }, ADD>(&a_rows, &a2_rows, b, j),
+        );
         j += NR / 2;
     }
     while j + NR / 4 <= n {
-        store(c, i, j, &nn_tile::<T, R, { NR / 4 }, ADD>(&a_rows, &a2_rows, b, j));
+        store(
+            c,
+            i,
+            j,
+            &nn_tile::<T, R, { NR / 4 }, ADD>(&a_rows, &a2_rows, b, j),
+        );
         j += NR / 4;
     }
     while j < n {
@@ -180,19 +202,21 @@ fn nn_tile<T: Scalar, const R: usize, const W: usize, const ADD: bool>(
     b: MatRef<'_, T>,
     j: usize,
 ) -> [[T; W]; R] {
-    let k = b.nrows();
-    // Cutting every row to exactly `k` entries lets the compiler drop the bounds checks on
-    // `a_rows[ii][p]` for `p < k` inside the loop.
-    let a_rows: [&[T]; R] = core::array::from_fn(|ii| &a_rows[ii][..k]);
-    let a2_rows: [&[T]; R] = core::array::from_fn(|ii| &a2_rows[ii][..k]);
     let (b_body, b_last) = split_panel::<T, W>(b, j);
+    let b_rows = b_body.chunks_exact(b.row_stride);
+    // `last = k − 1` rows go through the loop. Taking the count from the row iterator itself
+    // and cutting the rows of `A` to exactly that length lets the compiler prove
+    // `p < a_rows[ii].len()` and drop the bounds checks in the loop.
+    let last = b_rows.len();
+    let a_body: [&[T]; R] = core::array::from_fn(|ii| &a_rows[ii][..last]);
+    let a2_body: [&[T]; R] = core::array::from_fn(|ii| &a2_rows[ii][..last]);
 
     let mut acc = [[T::ZERO; W]; R];
-    for (p, b_row) in (0..k - 1).zip(b_body.chunks_exact(b.row_stride)) {
-        let a_values = nn_a_values::<T, R, ADD>(&a_rows, &a2_rows, p);
+    for (p, b_row) in (0..last).zip(b_rows) {
+        let a_values = nn_a_values::<T, R, ADD>(&a_body, &a2_body, p);
         accumulate(&mut acc, &a_values, head::<T, W>(b_row));
     }
-    let a_values = nn_a_values::<T, R, ADD>(&a_rows, &a2_rows, k - 1);
+    let a_values = nn_a_values::<T, R, ADD>(a_rows, a2_rows, last);
     accumulate(&mut acc, &a_values, b_last);
     acc
 }
@@ -204,7 +228,15 @@ fn nn_a_values<T: Scalar, const R: usize, const ADD: bool>(
     a2_rows: &[&[T]; R],
     p: usize,
 ) -> [T; R] {
-    core::array::from_fn(|ii| if ADD { a_rows[ii][p] + a2_rows[ii][p] } else { a_rows[ii][p] })
+    let mut values = [T::ZERO; R];
+    for ii in 0..R {
+        values[ii] = if ADD {
+            a_rows[ii][p] + a2_rows[ii][p]
+        } else {
+            a_rows[ii][p]
+        };
+    }
+    values
 }
 
 /// `C = (A + A2)ᵀ·B`, or `C = Aᵀ·B` when `ADD` is false (then `a2` is not read).
@@ -415,14 +447,40 @@ fn nt_tile<T: Scalar, const R: usize, const W: usize>(
 
 /// One inner step of every micro-kernel: `acc[ii][jj] += a[ii] · b[jj]`, a separate multiply and
 /// add per entry, so each entry's sum keeps its sequential order.
+///
+/// The rows are written out one by one (up to [`MAX_TILE_ROWS`]) instead of looping over them:
+/// LLVM then only has to unroll the `W`-long row loop to keep the whole tile in registers, which
+/// it does reliably, while a loop nest of `R × W` steps may exceed its unrolling threshold and
+/// leave the tile in memory.
 #[inline(always)]
 fn accumulate<T: Scalar, const R: usize, const W: usize>(
     acc: &mut [[T; W]; R],
     a_values: &[T; R],
     b_values: &[T; W],
 ) {
-    for (acc_row, &a_value) in acc.iter_mut().zip(a_values) {
-        for (acc_value, &b_value) in acc_row.iter_mut().zip(b_values) {
+    const { assert!(R <= MAX_TILE_ROWS) };
+    accumulate_row(acc.get_mut(0), a_values.first(), b_values);
+    accumulate_row(acc.get_mut(1), a_values.get(1), b_values);
+    accumulate_row(acc.get_mut(2), a_values.get(2), b_values);
+    accumulate_row(acc.get_mut(3), a_values.get(3), b_values);
+    accumulate_row(acc.get_mut(4), a_values.get(4), b_values);
+    accumulate_row(acc.get_mut(5), a_values.get(5), b_values);
+    accumulate_row(acc.get_mut(6), a_values.get(6), b_values);
+    accumulate_row(acc.get_mut(7), a_values.get(7), b_values);
+}
+
+/// Rows a micro-kernel tile may have; [`accumulate`] is written out for this many.
+const MAX_TILE_ROWS: usize = 8;
+
+/// `acc[jj] += a · b[jj]` for one tile row; does nothing for a row index past the tile.
+#[inline(always)]
+fn accumulate_row<T: Scalar, const W: usize>(
+    acc: Option<&mut [T; W]>,
+    a_value: Option<&T>,
+    b_values: &[T; W],
+) {
+    if let (Some(acc), Some(&a_value)) = (acc, a_value) {
+        for (acc_value, &b_value) in acc.iter_mut().zip(b_values) {
             *acc_value += a_value * b_value;
         }
     }

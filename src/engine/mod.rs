@@ -18,12 +18,12 @@ mod view;
 
 pub use dion::{dion_step, DionConfig, DionPhaseP, DionPhaseR, MAX_POWER_ITERS};
 pub use gemm::{matmul, matmul_tn, rank_update};
-pub use step::{StepInfo, StepScratch, StepShape, StepState};
 pub use norm::norm2;
-pub use powersgd::{powersgd_step, PowerSgdConfig};
 pub use power::{normalize_columns, power_iter1, power_iter1_transposed};
-pub use scalar_opt::{adamw_step, lion_step, ScalarOptConfig};
+pub use powersgd::{powersgd_step, PowerSgdConfig};
 pub use qr::{qr_in_place, QrInfo, QrOptions};
+pub use scalar_opt::{adamw_step, lion_step, ScalarOptConfig};
+pub use step::{StepInfo, StepScratch, StepShape, StepState};
 pub use view::{MatMut, MatRef};
 
 #[allow(unused_imports)]

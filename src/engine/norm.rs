@@ -47,13 +47,19 @@ pub(crate) fn scaled_norm_by<T: Scalar>(n: usize, get: impl Fn(usize) -> T) -> S
     let mut amax = T::ZERO;
     for i in 0..n {
         let x = get(i).abs();
-        // `!(x <= amax)` also takes NaN, so a NaN entry cannot hide behind a larger one.
+        // A NaN entry wins and stays, so it cannot hide behind a larger one.
+        if amax.is_nan() {
+            break;
+        }
         if !(x <= amax) {
             amax = x;
         }
     }
     if amax == T::ZERO || !amax.is_finite() {
-        return ScaledNorm { value: amax, exp: 0 };
+        return ScaledNorm {
+            value: amax,
+            exp: 0,
+        };
     }
 
     let exp = scale_exponent(amax);
@@ -63,7 +69,10 @@ pub(crate) fn scaled_norm_by<T: Scalar>(n: usize, get: impl Fn(usize) -> T) -> S
         let x = get(i) * scale;
         sum += x * x;
     }
-    ScaledNorm { value: sum.sqrt(), exp }
+    ScaledNorm {
+        value: sum.sqrt(),
+        exp,
+    }
 }
 
 /// The scaled norm of a contiguous slice.
@@ -125,7 +134,11 @@ mod tests {
     #[test]
     fn norm_matches_f64_on_ordinary_values() {
         let x = [0.5f32, -1.25, 3.0, 7.5, -0.125];
-        let exact: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt();
+        let exact: f64 = x
+            .iter()
+            .map(|&v| (v as f64) * (v as f64))
+            .sum::<f64>()
+            .sqrt();
         // Five squares and a square root: a few units of roundoff.
         assert!(((norm2(&x) as f64) - exact).abs() <= 4.0 * f32::EPSILON as f64 * exact);
     }

@@ -80,7 +80,11 @@ pub(crate) fn power_iter1_impl<T: Scalar, const ADD: bool>(
         gemm_nn::<T, ADD>(p, b, b2, q);
     }
     if let Some((row, col)) = first_non_finite(p) {
-        return Err(Error::NonFinite { operand: Operand::P, row, col });
+        return Err(Error::NonFinite {
+            operand: Operand::P,
+            row,
+            col,
+        });
     }
 
     let info = mgs(p, None, options, &mut complete_column);

@@ -78,7 +78,12 @@ pub fn powersgd_step<T: Scalar>(
     let mut core = Core::begin(shape, x, grad, state, scratch)?;
     // Between extra power iterations R is normalised only to keep its scale in range; the
     // smallest normal number avoids 0/0 on a zero column without changing the direction.
-    let info = core.project(config.qr, Completion::Range, config.power_iters - 1, T::MIN_POSITIVE)?;
+    let info = core.project(
+        config.qr,
+        Completion::Range,
+        config.power_iters - 1,
+        T::MIN_POSITIVE,
+    )?;
     let max_r = core.max_r()?;
 
     // Bounds for the commit, as in the Dion step: |(P Rᵀ)ᵢⱼ| ≤ ‖Rⱼ‖ ≤ √k·max|R|.
@@ -87,14 +92,28 @@ pub fn powersgd_step<T: Scalar>(
     let limit = T::MAX / (T::ONE + T::ONE);
     let captured = sqrt_k * max_r;
     if !(scan.max_b + captured <= limit) {
-        return Err(Error::Overflow { operand: Operand::Momentum });
+        return Err(Error::Overflow {
+            operand: Operand::Momentum,
+        });
     }
     let decay = T::ONE - config.lr * config.weight_decay;
     if !(scan.max_x * decay + config.lr * captured <= limit) {
-        return Err(Error::Overflow { operand: Operand::Param });
+        return Err(Error::Overflow {
+            operand: Operand::Param,
+        });
     }
 
     let zero_columns = core.commit_factors(QUpdate::Copy);
-    core.apply(Update { c1: T::ONE, decay, c2: config.lr }, false);
-    Ok(StepInfo { qr_rank: info.rank, zero_columns })
+    core.apply(
+        Update {
+            c1: T::ONE,
+            decay,
+            c2: config.lr,
+        },
+        false,
+    );
+    Ok(StepInfo {
+        qr_rank: info.rank,
+        zero_columns,
+    })
 }

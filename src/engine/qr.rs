@@ -39,7 +39,9 @@ pub struct QrOptions {
 
 impl Default for QrOptions {
     fn default() -> Self {
-        Self { reorthogonalize: true }
+        Self {
+            reorthogonalize: true,
+        }
     }
 }
 
@@ -82,13 +84,21 @@ pub fn qr_in_place<T: Scalar>(
 ) -> Result<QrInfo, Error> {
     let (n, k) = a.shape();
     if k > n {
-        return Err(Error::ShapeMismatch { operand: Operand::A, expected: (n, n.min(k)), found: (n, k) });
+        return Err(Error::ShapeMismatch {
+            operand: Operand::A,
+            expected: (n, n.min(k)),
+            found: (n, k),
+        });
     }
     if let Some(r) = &r {
         super::gemm::check_shape(Operand::R, (k, k), r.shape())?;
     }
     if let Some((row, col)) = first_non_finite(&a) {
-        return Err(Error::NonFinite { operand: Operand::A, row, col });
+        return Err(Error::NonFinite {
+            operand: Operand::A,
+            row,
+            col,
+        });
     }
 
     let mut a = a;
@@ -169,18 +179,26 @@ pub(crate) fn mgs<T: Scalar>(
         }
         let original_value = original.value;
 
+        // A column that is dependent after the first sweep stays dependent, so the second sweep
+        // runs only on columns that survive the first; R keeps the first-sweep coefficients
+        // of a dependent column.
+        let unscale = T::exp2i(original.exp);
+        let mut independent = false;
+        let mut residual = T::ZERO;
         for _ in 0..sweeps {
-            let unscale = T::exp2i(original.exp);
             project_out(a, j, &mut |l, dot| {
                 if let Some(r) = r.as_deref_mut() {
                     let entry = r.get(l, j) + dot * unscale;
                     r.set(l, j, entry);
                 }
             });
+            residual = column_norm(a, j).to_scalar();
+            independent = original_value > T::ZERO && residual > threshold * original_value;
+            if !independent {
+                break;
+            }
         }
 
-        let residual = column_norm(a, j).to_scalar();
-        let independent = original_value > T::ZERO && residual > threshold * original_value;
         if independent {
             for i in 0..n {
                 a.data[at(stride, i, j)] /= residual;
@@ -254,16 +272,31 @@ mod tests {
     fn qr_rejects_nan_without_writing() {
         let mut a = [1.0f32, f32::NAN, 0.0, 1.0];
         let before = a;
-        let err = qr_in_place(MatMut::from_slice(&mut a, 2, 2).unwrap(), None, QrOptions::default())
-            .unwrap_err();
-        assert_eq!(err, Error::NonFinite { operand: Operand::A, row: 0, col: 1 });
+        let err = qr_in_place(
+            MatMut::from_slice(&mut a, 2, 2).unwrap(),
+            None,
+            QrOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            Error::NonFinite {
+                operand: Operand::A,
+                row: 0,
+                col: 1
+            }
+        );
         assert_eq!(a.map(f32::to_bits), before.map(f32::to_bits));
     }
 
     #[test]
     fn qr_rejects_wide_matrix() {
         let mut a = [1.0f32; 6];
-        let err = qr_in_place(MatMut::from_slice(&mut a, 2, 3).unwrap(), None, QrOptions::default());
+        let err = qr_in_place(
+            MatMut::from_slice(&mut a, 2, 3).unwrap(),
+            None,
+            QrOptions::default(),
+        );
         assert!(matches!(err, Err(Error::ShapeMismatch { .. })));
     }
 }

@@ -62,7 +62,11 @@ impl<T: Scalar> ScalarOptConfig<T> {
             }
         }
         if !(self.epsilon.is_finite() && self.epsilon > T::ZERO) {
-            return Err(invalid("epsilon", self.epsilon.to_f64(), "a finite value > 0"));
+            return Err(invalid(
+                "epsilon",
+                self.epsilon.to_f64(),
+                "a finite value > 0",
+            ));
         }
         Ok(())
     }
@@ -71,12 +75,20 @@ impl<T: Scalar> ScalarOptConfig<T> {
 fn check_vectors<T: Scalar>(len: usize, vectors: &[&[T]]) -> Result<(), Error> {
     for v in vectors {
         if v.len() != len {
-            return Err(Error::BufferTooSmall { operand: Operand::Vector, required: len, len: v.len() });
+            return Err(Error::BufferTooSmall {
+                operand: Operand::Vector,
+                required: len,
+                len: v.len(),
+            });
         }
     }
     for v in vectors {
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-            return Err(Error::NonFinite { operand: Operand::Vector, row: 0, col: i });
+            return Err(Error::NonFinite {
+                operand: Operand::Vector,
+                row: 0,
+                col: i,
+            });
         }
     }
     Ok(())
@@ -119,7 +131,9 @@ pub fn adamw_step<T: Scalar>(
     for i in 0..x.len() {
         let (x_new, m_new, v_new) = new_values(x[i], grad[i], m[i], v[i]);
         if !(x_new.is_finite() && m_new.is_finite() && v_new.is_finite()) {
-            return Err(Error::Overflow { operand: Operand::Vector });
+            return Err(Error::Overflow {
+                operand: Operand::Vector,
+            });
         }
     }
     for i in 0..x.len() {
@@ -162,7 +176,9 @@ pub fn lion_step<T: Scalar>(
     for i in 0..x.len() {
         let (x_new, m_new) = new_values(x[i], grad[i], m[i]);
         if !(x_new.is_finite() && m_new.is_finite()) {
-            return Err(Error::Overflow { operand: Operand::Vector });
+            return Err(Error::Overflow {
+                operand: Operand::Vector,
+            });
         }
     }
     for i in 0..x.len() {

@@ -8,7 +8,7 @@
 
 use super::gemm::{gemm_nn, gemm_tn};
 use super::norm::{scaled_norm_by, ScaledNorm};
-use super::qr::{column_norm, complete_column, first_non_finite, mgs, project_out, QrInfo, QrOptions};
+use super::qr::{column_norm, first_non_finite, mgs, project_out, QrInfo, QrOptions};
 use super::view::{MatMut, MatRef};
 use crate::error::{Error, Operand};
 use crate::scalar::Scalar;
@@ -128,7 +128,11 @@ fn check_len(operand: Operand, expected: usize, len: usize) -> Result<(), Error>
     if len == expected {
         Ok(())
     } else {
-        Err(Error::BufferTooSmall { operand, required: expected, len })
+        Err(Error::BufferTooSmall {
+            operand,
+            required: expected,
+            len,
+        })
     }
 }
 
@@ -160,10 +164,14 @@ pub(crate) struct Scan<T> {
 
 #[inline(always)]
 fn fold_max<T: Scalar>(max: T, value: T) -> T {
-    // `!(v <= max)` also takes NaN, so any NaN makes the result NaN.
+    // A NaN value wins, and a NaN maximum stays: any NaN makes the result NaN.
     let v = value.abs();
-    if !(v <= max) {
-        v
+    if max.is_nan() || !(v <= max) {
+        if max.is_nan() {
+            max
+        } else {
+            v
+        }
     } else {
         max
     }
@@ -171,7 +179,11 @@ fn fold_max<T: Scalar>(max: T, value: T) -> T {
 
 fn first_bad<T: Scalar>(operand: Operand, data: &[T], cols: usize) -> Result<(), Error> {
     match data.iter().position(|v| !v.is_finite()) {
-        Some(index) => Err(Error::NonFinite { operand, row: index / cols, col: index % cols }),
+        Some(index) => Err(Error::NonFinite {
+            operand,
+            row: index / cols,
+            col: index % cols,
+        }),
         None => Ok(()),
     }
 }
@@ -215,7 +227,9 @@ pub(crate) fn scan<T: Scalar>(
         first_bad(Operand::Q, q, shape.rank)?;
     }
     if !max_b.is_finite() {
-        return Err(Error::Overflow { operand: Operand::Momentum });
+        return Err(Error::Overflow {
+            operand: Operand::Momentum,
+        });
     }
     Ok(Scan { max_b, max_x })
 }
@@ -292,8 +306,12 @@ fn scaled_greater<T: Scalar>(a: ScaledNorm<T>, b: ScaledNorm<T>) -> bool {
 /// A completed column `p` with `Wᵀp = 0` would give a zero column of `R`, so that direction
 /// would never enter the update and the warm start could stay stuck (for example `B·Q = 0` with
 /// `B ≠ 0`). Choosing `p` from the range of `W` makes `Wᵀp ≠ 0` whenever `W` has rank above
-/// `j`. Costs `O(n·m·j)`, like one product with `W`, and runs only on rank-deficient steps. Falls
-/// back to [`complete_column`] when the range of `W` is already spanned.
+/// `j`. Costs `O(n·m·j)`, like one product with `W`, and runs only on rank-deficient steps.
+///
+/// When the range of `W` is already spanned (every residual at rounding level), the column is
+/// set to zero instead: any unit vector would be a direction that `B` does not contain, and
+/// following it would move `X` by a full `lr` along noise. A zero column gives a zero column of
+/// `R`, which the commit leaves out of the update.
 pub(crate) fn complete_from_range<T: Scalar>(
     operator: Operator<'_, T>,
     p: &mut MatMut<'_, T>,
@@ -302,7 +320,10 @@ pub(crate) fn complete_from_range<T: Scalar>(
     let n = p.nrows;
     let stride = p.row_stride;
     let mut best: Option<(usize, ScaledNorm<T>)> = None;
-    let mut largest = ScaledNorm { value: T::ZERO, exp: 0 };
+    let mut largest = ScaledNorm {
+        value: T::ZERO,
+        exp: 0,
+    };
 
     for c in 0..operator.ncols() {
         let original = load_and_project(operator, p, j, c);
@@ -311,7 +332,10 @@ pub(crate) fn complete_from_range<T: Scalar>(
             largest = original;
         }
         let residual = column_norm(p, j);
-        let residual = ScaledNorm { value: residual.to_scalar(), exp: original.exp };
+        let residual = ScaledNorm {
+            value: residual.to_scalar(),
+            exp: original.exp,
+        };
         let better = match best {
             None => true,
             Some((_, current)) => scaled_greater(residual, current),
@@ -334,7 +358,16 @@ pub(crate) fn complete_from_range<T: Scalar>(
                 p.data[i * stride + j] /= norm;
             }
         }
-        _ => complete_column(p, j),
+        _ => zero_column(p, j),
+    }
+}
+
+/// Completion that drops the column: the phased step, where `W` is only known per worker, uses
+/// it so that every worker makes the same choice from the averaged `P` alone.
+pub(crate) fn zero_column<T: Scalar>(p: &mut MatMut<'_, T>, j: usize) {
+    let stride = p.row_stride;
+    for i in 0..p.nrows {
+        p.data[i * stride + j] = T::ZERO;
     }
 }
 
@@ -367,9 +400,8 @@ fn load_and_project<T: Scalar>(
 pub(crate) enum Completion {
     /// From the range of `W` ([`complete_from_range`]); needs the local `W`.
     Range,
-    /// A standard basis vector ([`complete_column`]); depends on `P` alone, so every worker of a
-    /// data-parallel step picks the same one.
-    Basis,
+    /// By zero ([`zero_column`]); depends on `P` alone.
+    Zero,
 }
 
 /// PowerIter1 after `P = W·Q`: orthonormalises `P`, then `R = Wᵀ·P`; `power_iters − 1` more
@@ -405,7 +437,7 @@ fn orthonormalize<T: Scalar>(
     check_finite(Operand::P, p)?;
     let info = match completion {
         Completion::Range => mgs(p, None, qr, &mut |p, j| complete_from_range(operator, p, j)),
-        Completion::Basis => mgs(p, None, qr, &mut complete_column),
+        Completion::Zero => mgs(p, None, qr, &mut zero_column),
     };
     Ok(info)
 }
@@ -500,11 +532,21 @@ pub(crate) struct Core<'a, T: Scalar> {
 }
 
 fn view<T>(data: &[T], nrows: usize, ncols: usize) -> MatRef<'_, T> {
-    MatRef { data, nrows, ncols, row_stride: ncols }
+    MatRef {
+        data,
+        nrows,
+        ncols,
+        row_stride: ncols,
+    }
 }
 
 fn view_mut<T>(data: &mut [T], nrows: usize, ncols: usize) -> MatMut<'_, T> {
-    MatMut { data, nrows, ncols, row_stride: ncols }
+    MatMut {
+        data,
+        nrows,
+        ncols,
+        row_stride: ncols,
+    }
 }
 
 impl<'a, T: Scalar> Core<'a, T> {
@@ -518,7 +560,14 @@ impl<'a, T: Scalar> Core<'a, T> {
     ) -> Result<Self, Error> {
         check_buffers(shape, x, grad, &state, &scratch)?;
         let scan = scan(shape, x, grad, state.momentum, state.q)?;
-        let core = Self { shape, x, grad, state, scratch, scan };
+        let core = Self {
+            shape,
+            x,
+            grad,
+            state,
+            scratch,
+            scan,
+        };
         let s = core.shape;
         let operator = Operator {
             m: view(core.state.momentum, s.rows(), s.cols()),
@@ -547,7 +596,15 @@ impl<'a, T: Scalar> Core<'a, T> {
         };
         let mut p = view_mut(self.scratch.p, s.outer(), s.rank());
         let mut r = view_mut(self.scratch.r, s.inner(), s.rank());
-        project(operator, &mut p, &mut r, qr, completion, extra_iters, epsilon)
+        project(
+            operator,
+            &mut p,
+            &mut r,
+            qr,
+            completion,
+            extra_iters,
+            epsilon,
+        )
     }
 
     /// `max |R|`, or [`Error::Overflow`] if `R` is not finite.
@@ -569,7 +626,10 @@ impl<'a, T: Scalar> Core<'a, T> {
         let r = view(self.scratch.r, m, k);
         let column = |j: usize| scaled_norm_by(m, |i| r.data[i * k + j]);
 
-        let mut largest = ScaledNorm { value: T::ZERO, exp: 0 };
+        let mut largest = ScaledNorm {
+            value: T::ZERO,
+            exp: 0,
+        };
         for j in 0..k {
             let norm = column(j);
             if scaled_greater(norm, largest) {
@@ -623,7 +683,11 @@ impl<'a, T: Scalar> Core<'a, T> {
         let (k, inner, outer) = (s.rank(), s.inner(), s.outer());
         let p = view(self.scratch.p, outer, k);
         let r = view(self.scratch.r, inner, k);
-        let f = if x_factor_is_q { view(self.state.q, inner, k) } else { r };
+        let f = if x_factor_is_q {
+            view(self.state.q, inner, k)
+        } else {
+            r
+        };
         let g = view(self.grad, s.rows(), s.cols());
         let mut m = view_mut(self.state.momentum, s.rows(), s.cols());
         let mut x = view_mut(self.x, s.rows(), s.cols());

@@ -23,7 +23,11 @@ fn check(
         .unwrap_or(0);
     let required = if ncols == 0 { 0 } else { required };
     if nrows != 0 && ncols != 0 && (required == 0 || len < required) {
-        return Err(Error::BufferTooSmall { operand, required, len });
+        return Err(Error::BufferTooSmall {
+            operand,
+            required,
+            len,
+        });
     }
     Ok(())
 }
@@ -68,7 +72,12 @@ impl<'a, T> MatRef<'a, T> {
         row_stride: usize,
     ) -> Result<Self, Error> {
         check(Operand::A, data.len(), nrows, ncols, row_stride)?;
-        Ok(Self { data, nrows, ncols, row_stride })
+        Ok(Self {
+            data,
+            nrows,
+            ncols,
+            row_stride,
+        })
     }
 
     /// Number of rows.
@@ -101,7 +110,11 @@ impl<'a, T> MatRef<'a, T> {
     /// If `i >= nrows`.
     #[inline(always)]
     pub fn row(&self, i: usize) -> &'a [T] {
-        assert!(i < self.nrows, "row {i} out of range for {} rows", self.nrows);
+        assert!(
+            i < self.nrows,
+            "row {i} out of range for {} rows",
+            self.nrows
+        );
         let start = i * self.row_stride;
         &self.data[start..start + self.ncols]
     }
@@ -140,7 +153,12 @@ impl<'a, T> MatMut<'a, T> {
         row_stride: usize,
     ) -> Result<Self, Error> {
         check(Operand::C, data.len(), nrows, ncols, row_stride)?;
-        Ok(Self { data, nrows, ncols, row_stride })
+        Ok(Self {
+            data,
+            nrows,
+            ncols,
+            row_stride,
+        })
     }
 
     /// Number of rows.
@@ -189,7 +207,11 @@ impl<'a, T> MatMut<'a, T> {
     /// If `i >= nrows`.
     #[inline(always)]
     pub fn row_mut(&mut self, i: usize) -> &mut [T] {
-        assert!(i < self.nrows, "row {i} out of range for {} rows", self.nrows);
+        assert!(
+            i < self.nrows,
+            "row {i} out of range for {} rows",
+            self.nrows
+        );
         let start = i * self.row_stride;
         &mut self.data[start..start + self.ncols]
     }
@@ -200,7 +222,11 @@ impl<'a, T> MatMut<'a, T> {
     /// If `i >= nrows`.
     #[inline(always)]
     pub fn row(&self, i: usize) -> &[T] {
-        assert!(i < self.nrows, "row {i} out of range for {} rows", self.nrows);
+        assert!(
+            i < self.nrows,
+            "row {i} out of range for {} rows",
+            self.nrows
+        );
         let start = i * self.row_stride;
         &self.data[start..start + self.ncols]
     }
@@ -245,14 +271,27 @@ mod tests {
     fn view_rejects_short_buffer() {
         let data = [0.0f32; 5];
         let err = MatRef::from_slice(&data, 2, 3).unwrap_err();
-        assert_eq!(err, Error::BufferTooSmall { operand: Operand::A, required: 6, len: 5 });
+        assert_eq!(
+            err,
+            Error::BufferTooSmall {
+                operand: Operand::A,
+                required: 6,
+                len: 5
+            }
+        );
     }
 
     #[test]
     fn view_rejects_small_stride() {
         let data = [0.0f32; 16];
         let err = MatRef::from_slice_with_stride(&data, 2, 3, 2).unwrap_err();
-        assert_eq!(err, Error::InvalidStride { row_stride: 2, ncols: 3 });
+        assert_eq!(
+            err,
+            Error::InvalidStride {
+                row_stride: 2,
+                ncols: 3
+            }
+        );
     }
 
     #[test]

@@ -51,7 +51,11 @@ impl<T: Scalar, const ROWS: usize, const COLS: usize, const RANK: usize> Dion<T,
         config.validate()?;
         let mut factors = Factors::zeros();
         SplitMix64::new(seed).fill_gaussian(factors.q_mut(Self::SHAPE));
-        Ok(Self { config, momentum: Matrix::zeros(), factors })
+        Ok(Self {
+            config,
+            momentum: Matrix::zeros(),
+            factors,
+        })
     }
 
     /// A fresh state with `M = 0` and the given initial `Q`: `min(ROWS, COLS) × RANK`,
@@ -65,7 +69,11 @@ impl<T: Scalar, const ROWS: usize, const COLS: usize, const RANK: usize> Dion<T,
         config.validate()?;
         let mut factors = Factors::zeros();
         factors.set_q(Self::SHAPE, q)?;
-        Ok(Self { config, momentum: Matrix::zeros(), factors })
+        Ok(Self {
+            config,
+            momentum: Matrix::zeros(),
+            factors,
+        })
     }
 
     /// The hyperparameters.
@@ -115,7 +123,10 @@ impl<T: Scalar, const ROWS: usize, const COLS: usize, const RANK: usize> Dion<T,
             &self.config,
             weight.as_mut_slice(),
             grad.as_slice(),
-            StepState { momentum: self.momentum.as_mut_slice(), q },
+            StepState {
+                momentum: self.momentum.as_mut_slice(),
+                q,
+            },
             StepScratch { p, r },
         )
     }
@@ -136,7 +147,10 @@ impl<T: Scalar, const ROWS: usize, const COLS: usize, const RANK: usize> Dion<T,
             &self.config,
             weight.as_mut_slice(),
             grad.as_slice(),
-            StepState { momentum: self.momentum.as_mut_slice(), q },
+            StepState {
+                momentum: self.momentum.as_mut_slice(),
+                q,
+            },
             StepScratch { p, r },
         )
     }

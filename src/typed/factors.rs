@@ -64,10 +64,18 @@ impl<T: Scalar, const ROWS: usize, const COLS: usize, const RANK: usize>
     pub fn set_q(&mut self, shape: StepShape, q: &[T]) -> Result<(), Error> {
         let target = self.q_mut(shape);
         if q.len() != target.len() {
-            return Err(Error::BufferTooSmall { operand: Operand::Q, required: target.len(), len: q.len() });
+            return Err(Error::BufferTooSmall {
+                operand: Operand::Q,
+                required: target.len(),
+                len: q.len(),
+            });
         }
         if let Some(i) = q.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite { operand: Operand::Q, row: i / RANK, col: i % RANK });
+            return Err(Error::NonFinite {
+                operand: Operand::Q,
+                row: i / RANK,
+                col: i % RANK,
+            });
         }
         target.copy_from_slice(q);
         Ok(())

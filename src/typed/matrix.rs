@@ -38,7 +38,9 @@ impl<T: Scalar, const R: usize, const C: usize> Default for Matrix<T, R, C> {
 impl<T: Scalar, const R: usize, const C: usize> Matrix<T, R, C> {
     /// The zero matrix.
     pub const fn zeros() -> Self {
-        Self { rows: [[T::ZERO; C]; R] }
+        Self {
+            rows: [[T::ZERO; C]; R],
+        }
     }
 
     /// The matrix with the given rows.
@@ -48,7 +50,9 @@ impl<T: Scalar, const R: usize, const C: usize> Matrix<T, R, C> {
 
     /// The matrix whose entry `(i, j)` is `f(i, j)`.
     pub fn from_fn(mut f: impl FnMut(usize, usize) -> T) -> Self {
-        Self { rows: core::array::from_fn(|i| core::array::from_fn(|j| f(i, j))) }
+        Self {
+            rows: core::array::from_fn(|i| core::array::from_fn(|j| f(i, j))),
+        }
     }
 
     /// Copies a row-major slice of exactly `R · C` entries.
@@ -122,12 +126,22 @@ impl<T: Scalar, const R: usize, const C: usize> Matrix<T, R, C> {
 
     /// A runtime-dimension view for the [`engine`](crate::engine) functions.
     pub fn view(&self) -> MatRef<'_, T> {
-        MatRef { data: self.as_slice(), nrows: R, ncols: C, row_stride: C }
+        MatRef {
+            data: self.as_slice(),
+            nrows: R,
+            ncols: C,
+            row_stride: C,
+        }
     }
 
     /// A mutable runtime-dimension view for the [`engine`](crate::engine) functions.
     pub fn view_mut(&mut self) -> MatMut<'_, T> {
-        MatMut { data: self.as_mut_slice(), nrows: R, ncols: C, row_stride: C }
+        MatMut {
+            data: self.as_mut_slice(),
+            nrows: R,
+            ncols: C,
+            row_stride: C,
+        }
     }
 
     /// `out = self · rhs`.
@@ -143,7 +157,12 @@ impl<T: Scalar, const R: usize, const C: usize> Matrix<T, R, C> {
     }
 
     /// `self += alpha · a · bᵀ`: a rank-`K` update from two thin factors.
-    pub fn rank_update<const K: usize>(&mut self, alpha: T, a: &Matrix<T, R, K>, b: &Matrix<T, C, K>) {
+    pub fn rank_update<const K: usize>(
+        &mut self,
+        alpha: T,
+        a: &Matrix<T, R, K>,
+        b: &Matrix<T, C, K>,
+    ) {
         engine::gemm_nt_update(&mut self.view_mut(), alpha, a.view(), b.view());
     }
 

@@ -36,7 +36,11 @@ impl<T: Scalar, const ROWS: usize, const COLS: usize, const RANK: usize>
         config.validate()?;
         let mut factors = Factors::zeros();
         SplitMix64::new(seed).fill_gaussian(factors.q_mut(Self::SHAPE));
-        Ok(Self { config, error: Matrix::zeros(), factors })
+        Ok(Self {
+            config,
+            error: Matrix::zeros(),
+            factors,
+        })
     }
 
     /// A fresh state with `E = 0` and the given `Q` (`min(ROWS, COLS) × RANK`, row-major).
@@ -48,7 +52,11 @@ impl<T: Scalar, const ROWS: usize, const COLS: usize, const RANK: usize>
         config.validate()?;
         let mut factors = Factors::zeros();
         factors.set_q(Self::SHAPE, q)?;
-        Ok(Self { config, error: Matrix::zeros(), factors })
+        Ok(Self {
+            config,
+            error: Matrix::zeros(),
+            factors,
+        })
     }
 
     /// The hyperparameters.
@@ -81,7 +89,10 @@ impl<T: Scalar, const ROWS: usize, const COLS: usize, const RANK: usize>
             &self.config,
             weight.as_mut_slice(),
             grad.as_slice(),
-            StepState { momentum: self.error.as_mut_slice(), q },
+            StepState {
+                momentum: self.error.as_mut_slice(),
+                q,
+            },
             StepScratch { p, r },
         )
     }

@@ -31,7 +31,12 @@ impl<T: Scalar, const N: usize> AdamW<T, N> {
     /// [`Error::InvalidHyperparameter`] if `config` is invalid.
     pub fn new(config: ScalarOptConfig<T>) -> Result<Self, Error> {
         config.validate()?;
-        Ok(Self { config, m: [T::ZERO; N], v: [T::ZERO; N], t: 0 })
+        Ok(Self {
+            config,
+            m: [T::ZERO; N],
+            v: [T::ZERO; N],
+            t: 0,
+        })
     }
 
     /// Steps taken so far.
@@ -45,7 +50,9 @@ impl<T: Scalar, const N: usize> AdamW<T, N> {
     /// As for [`adamw_step`]; also [`Error::Overflow`] once the step count would pass `u32::MAX`.
     /// Nothing is changed on error.
     pub fn step(&mut self, x: &mut [T; N], grad: &[T; N]) -> Result<(), Error> {
-        let t = self.t.checked_add(1).ok_or(Error::Overflow { operand: crate::Operand::Vector })?;
+        let t = self.t.checked_add(1).ok_or(Error::Overflow {
+            operand: crate::Operand::Vector,
+        })?;
         adamw_step(&self.config, t, x, grad, &mut self.m, &mut self.v)?;
         self.t = t;
         Ok(())
@@ -66,7 +73,10 @@ impl<T: Scalar, const N: usize> Lion<T, N> {
     /// [`Error::InvalidHyperparameter`] if `config` is invalid.
     pub fn new(config: ScalarOptConfig<T>) -> Result<Self, Error> {
         config.validate()?;
-        Ok(Self { config, m: [T::ZERO; N] })
+        Ok(Self {
+            config,
+            m: [T::ZERO; N],
+        })
     }
 
     /// Runs one Lion step.
