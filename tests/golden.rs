@@ -289,7 +289,8 @@ fn run_engine_bits(case: &Case) -> Vec<Vec<u32>> {
 fn golden_shapes_through_typed_layer() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let case = |name: &str| load(&dir.join(format!("{name}.json")));
-    let checks: [(&str, fn(&Case) -> Vec<Vec<u32>>); 7] = [
+    type Run = fn(&Case) -> Vec<Vec<u32>>;
+    let checks: [(&str, Run); 7] = [
         ("tall_16x8_r4", run_typed::<16, 8, 4>),
         ("square_32x32_r8", run_typed::<32, 32, 8>),
         ("wide_8x24_r4", run_typed::<8, 24, 4>),

@@ -1,9 +1,11 @@
 //! Exact-maths cases of the Dion and PowerSGD steps, the phased data-parallel step, the scalar
 //! optimizers and hyperparameter validation.
+// Index loops mirror the subscripts of the formulas they check.
+#![allow(clippy::needless_range_loop)]
 
 use dion_kernel::engine::{
-    adamw_step, dion_step, lion_step, DionConfig, DionPhaseP, PowerSgdConfig, ScalarOptConfig,
-    StepScratch, StepShape, StepState,
+    adamw_step, dion_step, lion_step, DionConfig, PowerSgdConfig, ScalarOptConfig, StepScratch,
+    StepShape, StepState,
 };
 use dion_kernel::typed::{AdamW, Dion, Lion, Matrix, PowerSgd};
 use dion_kernel::{Error, Operand, SplitMix64};
@@ -401,7 +403,10 @@ fn phased_step_abandoned_or_poisoned_leaves_state() {
     let mut dion = Dion::<f32, 5, 4, 2>::new(DionConfig::default(), 3).unwrap();
     let (x0, m0, q0) = (x, *dion.momentum(), dion.q().to_vec());
 
-    drop(dion.begin(&mut x, &grad).unwrap());
+    {
+        // Abandoned right after P = W·Q.
+        let _phase = dion.begin(&mut x, &grad).unwrap();
+    }
     let mut phase = dion.begin(&mut x, &grad).unwrap();
     phase.p_mut()[3] = f32::NAN;
     assert!(phase.project().is_err());

@@ -24,7 +24,7 @@
 //! Outputs of `matmul` and `matmul_tn` are written, never read: a NaN left in `C` does not leak
 //! into the result.
 
-use super::params::{MR, NR, NT_PACK_LEN};
+use super::params::{KC, MR, NR, NT_PACK_LEN};
 use super::view::{MatMut, MatRef};
 use crate::error::{Error, Operand};
 use crate::scalar::Scalar;
@@ -116,6 +116,12 @@ pub(crate) fn check_shape(
 ///
 /// The Dion step passes `A = M`, `A2 = G`, so `B = M + G` is formed entry by entry as it is read
 /// and never stored. The sum is rounded once, exactly as a stored `M + G` would be.
+///
+/// Loop order: blocks of `MR` rows of `A`; inside, blocks of at most [`KC`] inner indices, whose
+/// `MR × KC` part of `A` (or `A + A2`) is copied transposed into a stack buffer so the
+/// micro-kernel reads it contiguously; inside, the columns of `B` tile by tile. Tiles of later
+/// inner blocks start from the partial sums stored in `C`, which continues each entry's
+/// sequential sum exactly: a stored and reloaded partial sum has the same bits.
 pub(crate) fn gemm_nn<T: Scalar, const ADD: bool>(
     c: &mut MatMut<'_, T>,
     a: MatRef<'_, T>,
@@ -136,18 +142,19 @@ pub(crate) fn gemm_nn<T: Scalar, const ADD: bool>(
         return;
     }
 
+    let mut a_pack = [T::ZERO; MR * KC];
     let mut i = 0;
     while i + MR <= m {
-        nn_row_block::<T, MR, ADD>(c, a, a2, b, i);
+        nn_row_block::<T, MR, ADD>(c, a, a2, b, i, &mut a_pack);
         i += MR;
     }
     while i < m {
-        nn_row_block::<T, 1, ADD>(c, a, a2, b, i);
+        nn_row_block::<T, 1, ADD>(c, a, a2, b, i, &mut a_pack);
         i += 1;
     }
 }
 
-/// Rows `i..i + R` of `C = (A + A2)·B`, swept left to right with the widest tile that fits.
+/// Rows `i..i + R` of `C = (A + A2)·B`, one inner block at a time.
 #[inline(always)]
 fn nn_row_block<T: Scalar, const R: usize, const ADD: bool>(
     c: &mut MatMut<'_, T>,
@@ -155,91 +162,90 @@ fn nn_row_block<T: Scalar, const R: usize, const ADD: bool>(
     a2: MatRef<'_, T>,
     b: MatRef<'_, T>,
     i: usize,
+    a_pack: &mut [T],
 ) {
-    let n = b.ncols();
-    let a_rows: [&[T]; R] = core::array::from_fn(|ii| a.row(i + ii));
-    let a2_rows: [&[T]; R] = if ADD {
-        core::array::from_fn(|ii| a2.row(i + ii))
-    } else {
-        a_rows
-    };
+    let (k, n) = b.shape();
+    let mut p0 = 0;
+    while p0 < k {
+        let depth = KC.min(k - p0);
+        let packed = pack_row_block::<T, R, ADD>(a, a2, i, p0, depth, a_pack);
+        let a_panel = Panel::<T, R>::new(packed, R, 0, depth, 0);
+        let from_zero = p0 == 0;
 
-    let mut j = 0;
-    while j + NR <= n {
-        store(c, i, j, &nn_tile::<T, R, NR, ADD>(&a_rows, &a2_rows, b, j));
-        j += NR;
-    }
-    while j + NR / 2 <= n {
-        store(
-            c,
-            i,
-            j,
-            &nn_tile::<T, R, { NR / 2 }, ADD>(&a_rows, &a2_rows, b, j),
-        );
-        j += NR / 2;
-    }
-    while j + NR / 4 <= n {
-        store(
-            c,
-            i,
-            j,
-            &nn_tile::<T, R, { NR / 4 }, ADD>(&a_rows, &a2_rows, b, j),
-        );
-        j += NR / 4;
-    }
-    while j < n {
-        store(c, i, j, &nn_tile::<T, R, 1, ADD>(&a_rows, &a2_rows, b, j));
-        j += 1;
+        let mut j = 0;
+        while j + NR <= n {
+            nn_tile::<T, R, NR>(c, &a_panel, b, p0, depth, i, j, from_zero);
+            j += NR;
+        }
+        while j + NR / 2 <= n {
+            nn_tile::<T, R, { NR / 2 }>(c, &a_panel, b, p0, depth, i, j, from_zero);
+            j += NR / 2;
+        }
+        while j + NR / 4 <= n {
+            nn_tile::<T, R, { NR / 4 }>(c, &a_panel, b, p0, depth, i, j, from_zero);
+            j += NR / 4;
+        }
+        while j < n {
+            nn_tile::<T, R, 1>(c, &a_panel, b, p0, depth, i, j, from_zero);
+            j += 1;
+        }
+        p0 += depth;
     }
 }
 
-/// The micro-kernel of `C = (A + A2)·B`: the `R × W` tile at rows of `a_rows`, columns
-/// `j..j + W`, accumulated over `p = 0, 1, …, k − 1` in registers.
+/// One `R × W` tile of `C = A·B` over the inner indices `p0..p0 + depth`, starting from zero or
+/// from the partial sums already in `C`.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn nn_tile<T: Scalar, const R: usize, const W: usize, const ADD: bool>(
-    a_rows: &[&[T]; R],
-    a2_rows: &[&[T]; R],
+fn nn_tile<T: Scalar, const R: usize, const W: usize>(
+    c: &mut MatMut<'_, T>,
+    a_panel: &Panel<'_, T, R>,
     b: MatRef<'_, T>,
+    p0: usize,
+    depth: usize,
+    i: usize,
     j: usize,
-) -> [[T; W]; R] {
-    let (b_body, b_last) = split_panel::<T, W>(b, j);
-    let b_rows = b_body.chunks_exact(b.row_stride);
-    // `last = k − 1` rows go through the loop. Taking the count from the row iterator itself
-    // and cutting the rows of `A` to exactly that length lets the compiler prove
-    // `p < a_rows[ii].len()` and drop the bounds checks in the loop.
-    let last = b_rows.len();
-    let a_body: [&[T]; R] = core::array::from_fn(|ii| &a_rows[ii][..last]);
-    let a2_body: [&[T]; R] = core::array::from_fn(|ii| &a2_rows[ii][..last]);
-
-    let mut acc = [[T::ZERO; W]; R];
-    for (p, b_row) in (0..last).zip(b_rows) {
-        let a_values = nn_a_values::<T, R, ADD>(&a_body, &a2_body, p);
-        accumulate(&mut acc, &a_values, head::<T, W>(b_row));
-    }
-    let a_values = nn_a_values::<T, R, ADD>(a_rows, a2_rows, last);
-    accumulate(&mut acc, &a_values, b_last);
-    acc
+    from_zero: bool,
+) {
+    let b_panel = Panel::<T, W>::new(b.data, b.row_stride, p0, depth, j);
+    let mut acc = if from_zero { [[T::ZERO; W]; R] } else { load(c, i, j) };
+    panel_product::<T, R, W, false>(&mut acc, a_panel, a_panel, &b_panel);
+    store(c, i, j, &acc);
 }
 
-/// Column `p` of the `R` rows of `A` (or of `A + A2`, rounded once per entry).
+/// Copies `A[i..i+R, p0..p0+depth]` (plus `A2` when `ADD`) into `pack`, transposed:
+/// `pack[p·R + ii] = A[i + ii, p0 + p]`. Returns the filled `depth·R` entries.
 #[inline(always)]
-fn nn_a_values<T: Scalar, const R: usize, const ADD: bool>(
-    a_rows: &[&[T]; R],
-    a2_rows: &[&[T]; R],
-    p: usize,
-) -> [T; R] {
-    let mut values = [T::ZERO; R];
+fn pack_row_block<'p, T: Scalar, const R: usize, const ADD: bool>(
+    a: MatRef<'_, T>,
+    a2: MatRef<'_, T>,
+    i: usize,
+    p0: usize,
+    depth: usize,
+    pack: &'p mut [T],
+) -> &'p [T] {
+    let packed = &mut pack[..depth * R];
     for ii in 0..R {
-        values[ii] = if ADD {
-            a_rows[ii][p] + a2_rows[ii][p]
+        let row = &a.row(i + ii)[p0..p0 + depth];
+        let column = packed[ii..].iter_mut().step_by(R);
+        if ADD {
+            let row2 = &a2.row(i + ii)[p0..p0 + depth];
+            for ((value, &x), &y) in column.zip(row).zip(row2) {
+                *value = x + y;
+            }
         } else {
-            a_rows[ii][p]
-        };
+            for (value, &x) in column.zip(row) {
+                *value = x;
+            }
+        }
     }
-    values
+    packed
 }
 
 /// `C = (A + A2)ᵀ·B`, or `C = Aᵀ·B` when `ADD` is false (then `a2` is not read).
+///
+/// Row `p` of `A` holds the `p`-th term's left factors for a whole row block of `C`
+/// (`A[p, i..i+R]`), so the micro-kernel reads `A` in place, one contiguous run per inner step.
 pub(crate) fn gemm_tn<T: Scalar, const ADD: bool>(
     c: &mut MatMut<'_, T>,
     a: MatRef<'_, T>,
@@ -280,57 +286,97 @@ fn tn_row_block<T: Scalar, const R: usize, const ADD: bool>(
     b: MatRef<'_, T>,
     i: usize,
 ) {
-    let n = b.ncols();
+    let (k, n) = b.shape();
+    let a_panel = Panel::<T, R>::new(a.data, a.row_stride, 0, k, i);
+    let a2_panel =
+        if ADD { Panel::<T, R>::new(a2.data, a2.row_stride, 0, k, i) } else { a_panel };
+
     let mut j = 0;
     while j + NR <= n {
-        store(c, i, j, &tn_tile::<T, R, NR, ADD>(a, a2, b, i, j));
+        tn_tile::<T, R, NR, ADD>(c, &a_panel, &a2_panel, b, i, j);
         j += NR;
     }
     while j + NR / 2 <= n {
-        store(c, i, j, &tn_tile::<T, R, { NR / 2 }, ADD>(a, a2, b, i, j));
+        tn_tile::<T, R, { NR / 2 }, ADD>(c, &a_panel, &a2_panel, b, i, j);
         j += NR / 2;
     }
     while j + NR / 4 <= n {
-        store(c, i, j, &tn_tile::<T, R, { NR / 4 }, ADD>(a, a2, b, i, j));
+        tn_tile::<T, R, { NR / 4 }, ADD>(c, &a_panel, &a2_panel, b, i, j);
         j += NR / 4;
     }
     while j < n {
-        store(c, i, j, &tn_tile::<T, R, 1, ADD>(a, a2, b, i, j));
+        tn_tile::<T, R, 1, ADD>(c, &a_panel, &a2_panel, b, i, j);
         j += 1;
     }
 }
 
-/// The micro-kernel of `C = (A + A2)ᵀ·B`: row `p` of `A` supplies the `R` broadcast values
-/// `A[p, i..i+R]`, row `p` of `B` the `W` values `B[p, j..j+W]`.
+/// One `R × W` tile of `C = (A + A2)ᵀ·B` over all inner indices.
 #[inline(always)]
 fn tn_tile<T: Scalar, const R: usize, const W: usize, const ADD: bool>(
-    a: MatRef<'_, T>,
-    a2: MatRef<'_, T>,
+    c: &mut MatMut<'_, T>,
+    a_panel: &Panel<'_, T, R>,
+    a2_panel: &Panel<'_, T, R>,
     b: MatRef<'_, T>,
     i: usize,
     j: usize,
-) -> [[T; W]; R] {
-    let (a_body, a_last) = split_panel::<T, R>(a, i);
-    let (b_body, b_last) = split_panel::<T, W>(b, j);
-    let a_rows = a_body.chunks_exact(a.row_stride);
-    let b_rows = b_body.chunks_exact(b.row_stride);
-
+) {
+    let b_panel = Panel::<T, W>::new(b.data, b.row_stride, 0, b.nrows(), j);
     let mut acc = [[T::ZERO; W]; R];
+    panel_product::<T, R, W, ADD>(&mut acc, a_panel, a2_panel, &b_panel);
+    store(c, i, j, &acc);
+}
+
+/// `depth` consecutive rows of a `W`-wide column strip of a row-major matrix.
+///
+/// The first `depth − 1` rows are one slice, `(depth − 1)·stride` long, that starts at the
+/// strip's first entry, so `chunks_exact(stride)` yields exactly those rows, each a full stride
+/// long. The compiler then knows that every row holds `W ≤ stride` entries and checks nothing in
+/// the micro-kernel loop. The last row is kept apart because the matrix may end right after it.
+#[derive(Clone, Copy)]
+struct Panel<'a, T, const W: usize> {
+    body: &'a [T],
+    stride: usize,
+    last: &'a [T; W],
+}
+
+impl<'a, T, const W: usize> Panel<'a, T, W> {
+    /// The strip of columns `col..col + W`, rows `first..first + depth` (`depth ≥ 1`), of the
+    /// matrix stored in `data` with row stride `stride ≥ col + W`.
+    #[inline(always)]
+    fn new(data: &'a [T], stride: usize, first: usize, depth: usize, col: usize) -> Self {
+        assert!(depth >= 1 && col + W <= stride);
+        let start = first * stride + col;
+        let body_len = (depth - 1) * stride;
+        let body = &data[start..start + body_len];
+        let last = head::<T, W>(&data[start + body_len..]);
+        Self { body, stride, last }
+    }
+}
+
+/// The micro-kernel: `acc[ii][jj] += Σₚ a[p][ii]·b[p][jj]` over the rows of the panels, in row
+/// order, with `a[p][ii]` replaced by `a[p][ii] + a2[p][ii]` when `ADD`.
+#[inline(always)]
+fn panel_product<T: Scalar, const R: usize, const W: usize, const ADD: bool>(
+    acc: &mut [[T; W]; R],
+    a: &Panel<'_, T, R>,
+    a2: &Panel<'_, T, R>,
+    b: &Panel<'_, T, W>,
+) {
+    let a_rows = a.body.chunks_exact(a.stride);
+    let b_rows = b.body.chunks_exact(b.stride);
     if ADD {
-        let (a2_body, a2_last) = split_panel::<T, R>(a2, i);
-        let a2_rows = a2_body.chunks_exact(a2.row_stride);
+        let a2_rows = a2.body.chunks_exact(a2.stride);
         for ((a_row, a2_row), b_row) in a_rows.zip(a2_rows).zip(b_rows) {
             let a_values = add(head::<T, R>(a_row), head::<T, R>(a2_row));
-            accumulate(&mut acc, &a_values, head::<T, W>(b_row));
+            accumulate(acc, &a_values, head::<T, W>(b_row));
         }
-        accumulate(&mut acc, &add(a_last, a2_last), b_last);
+        accumulate(acc, &add(a.last, a2.last), b.last);
     } else {
         for (a_row, b_row) in a_rows.zip(b_rows) {
-            accumulate(&mut acc, head::<T, R>(a_row), head::<T, W>(b_row));
+            accumulate(acc, head::<T, R>(a_row), head::<T, W>(b_row));
         }
-        accumulate(&mut acc, a_last, b_last);
+        accumulate(acc, a.last, b.last);
     }
-    acc
 }
 
 /// `C += α·A·Bᵀ`.
@@ -504,22 +550,6 @@ fn head<T, const W: usize>(row: &[T]) -> &[T; W] {
     }
 }
 
-/// Splits the `W`-wide column strip of `m` that starts at column `col` into rows `0..k − 1` and
-/// row `k − 1` (`k = m.nrows() ≥ 1`).
-///
-/// The first part is returned as one slice starting at `(0, col)` and `(k − 1)·row_stride` long,
-/// so `chunks_exact(row_stride)` yields exactly `k − 1` rows, each a full stride long: the
-/// compiler then knows every row holds `W ≤ row_stride` entries and checks nothing in the loop.
-/// The last row of the matrix may end right after column `ncols − 1`, so it is returned apart.
-#[inline(always)]
-fn split_panel<T, const W: usize>(m: MatRef<'_, T>, col: usize) -> (&[T], &[T; W]) {
-    let last = m.nrows() - 1;
-    assert!(col + W <= m.ncols() && m.ncols() <= m.row_stride);
-    let body = &m.data[col..col + last * m.row_stride];
-    let last_row = head::<T, W>(&m.row(last)[col..]);
-    (body, last_row)
-}
-
 /// Writes the tile `acc` to `C[i.., j..]`.
 #[inline(always)]
 fn store<T: Scalar, const R: usize, const W: usize>(
@@ -531,6 +561,16 @@ fn store<T: Scalar, const R: usize, const W: usize>(
     for (ii, acc_row) in acc.iter().enumerate() {
         c.row_mut(i + ii)[j..j + W].copy_from_slice(acc_row);
     }
+}
+
+/// Reads the tile `C[i..i+R, j..j+W]`.
+#[inline(always)]
+fn load<T: Scalar, const R: usize, const W: usize>(
+    c: &MatMut<'_, T>,
+    i: usize,
+    j: usize,
+) -> [[T; W]; R] {
+    core::array::from_fn(|ii| *head::<T, W>(&c.row(i + ii)[j..]))
 }
 
 /// `C[i.., j..] += α·dots`, the scaling after the dot product, as documented for `rank_update`.
