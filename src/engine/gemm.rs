@@ -24,7 +24,7 @@
 //! Outputs of `matmul` and `matmul_tn` are written, never read: a NaN left in `C` does not leak
 //! into the result.
 
-use super::params::{KC, MR, NR, NT_PACK_LEN};
+use super::params::{A_PACK_LEN, MR, NR, NT_PACK_LEN, TN_BLOCK};
 use super::view::{MatMut, MatRef};
 use crate::error::{Error, Operand};
 use crate::scalar::Scalar;
@@ -116,23 +116,51 @@ pub(crate) fn check_shape(
 ///
 /// The Dion step passes `A = M`, `A2 = G`, so `B = M + G` is formed entry by entry as it is read
 /// and never stored. The sum is rounded once, exactly as a stored `M + G` would be.
-///
-/// Loop order: blocks of `MR` rows of `A`; inside, blocks of at most [`KC`] inner indices, whose
-/// `MR × KC` part of `A` (or `A + A2`) is copied transposed into a stack buffer so the
-/// micro-kernel reads it contiguously; inside, the columns of `B` tile by tile. Tiles of later
-/// inner blocks start from the partial sums stored in `C`, which continues each entry's
-/// sequential sum exactly: a stored and reloaded partial sum has the same bits.
 pub(crate) fn gemm_nn<T: Scalar, const ADD: bool>(
     c: &mut MatMut<'_, T>,
     a: MatRef<'_, T>,
     a2: MatRef<'_, T>,
     b: MatRef<'_, T>,
 ) {
-    let (m, k) = a.shape();
-    let n = b.ncols();
     debug_assert!(!ADD || a2.shape() == a.shape());
-    debug_assert_eq!(b.nrows(), k);
-    debug_assert_eq!(c.shape(), (m, n));
+    debug_assert_eq!(a.shape(), (c.nrows(), b.nrows()));
+    gemm_packed::<T, ADD, false>(c, a, a2, b);
+}
+
+/// `C = (A + A2)ᵀ·B`, or `C = Aᵀ·B` when `ADD` is false (then `a2` is not read).
+pub(crate) fn gemm_tn<T: Scalar, const ADD: bool>(
+    c: &mut MatMut<'_, T>,
+    a: MatRef<'_, T>,
+    a2: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+) {
+    debug_assert!(!ADD || a2.shape() == a.shape());
+    debug_assert_eq!(a.shape(), (b.nrows(), c.nrows()));
+    gemm_packed::<T, ADD, true>(c, a, a2, b);
+}
+
+/// `C = op(A + A2)·B` with `op` the transpose when `TRANSPOSED`, the identity otherwise.
+///
+/// Loop order: blocks of rows of `C`; inside, blocks of inner indices, whose part of `op(A)`
+/// (or `op(A + A2)`) is first copied into a stack buffer of [`A_PACK_LEN`] elements, laid out
+/// `R` values per inner index for each `R`-row tile, so the micro-kernel reads it contiguously
+/// whatever the layout and stride of `A`; inside, the columns of `B` tile by tile. Tiles of later
+/// inner blocks start from the partial sums stored in `C`, which continues each entry's
+/// sequential sum exactly: a stored and reloaded partial sum has the same bits.
+///
+/// For `C = A·B` a row block is `MR` rows of `A`, read along the rows. For `C = Aᵀ·B` the
+/// buffer takes [`TN_BLOCK`] columns of `A` at once, so every row of `A` is read in whole cache
+/// lines once per inner block instead of once per `MR` columns: rows of a wide `A` are a multiple
+/// of 4 KiB apart and map to the same L1 sets, so they do not stay cached between row blocks.
+fn gemm_packed<T: Scalar, const ADD: bool, const TRANSPOSED: bool>(
+    c: &mut MatMut<'_, T>,
+    a: MatRef<'_, T>,
+    a2: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+) {
+    let (m, n) = c.shape();
+    let k = b.nrows();
+    debug_assert_eq!(b.ncols(), n);
     if m == 0 || n == 0 {
         return;
     }
@@ -142,62 +170,107 @@ pub(crate) fn gemm_nn<T: Scalar, const ADD: bool>(
         return;
     }
 
-    let mut a_pack = [T::ZERO; MR * KC];
-    let mut i = 0;
-    while i + MR <= m {
-        nn_row_block::<T, MR, ADD>(c, a, a2, b, i, &mut a_pack);
-        i += MR;
-    }
-    while i < m {
-        nn_row_block::<T, 1, ADD>(c, a, a2, b, i, &mut a_pack);
-        i += 1;
+    let mut a_pack = [T::ZERO; A_PACK_LEN];
+    let block_rows = if TRANSPOSED { TN_BLOCK } else { MR };
+    let max_depth = A_PACK_LEN / block_rows;
+    let mut i0 = 0;
+    while i0 < m {
+        let rows = block_rows.min(m - i0);
+        let mut p0 = 0;
+        while p0 < k {
+            let depth = max_depth.min(k - p0);
+            let from_zero = p0 == 0;
+
+            // Pack the `rows × depth` block as consecutive `MR`-row and 1-row tiles.
+            let mut offset = 0;
+            let mut i = i0;
+            while i + MR <= i0 + rows {
+                let pack = &mut a_pack[offset..offset + MR * depth];
+                pack_tile_rows::<T, MR, ADD, TRANSPOSED>(a, a2, i, p0, depth, pack);
+                offset += MR * depth;
+                i += MR;
+            }
+            while i < i0 + rows {
+                let pack = &mut a_pack[offset..offset + depth];
+                pack_tile_rows::<T, 1, ADD, TRANSPOSED>(a, a2, i, p0, depth, pack);
+                offset += depth;
+                i += 1;
+            }
+
+            let mut offset = 0;
+            let mut i = i0;
+            while i + MR <= i0 + rows {
+                let a_panel = Panel::<T, MR>::new(&a_pack[offset..], MR, 0, depth, 0);
+                column_sweep::<T, MR>(c, &a_panel, b, p0, depth, i, from_zero);
+                offset += MR * depth;
+                i += MR;
+            }
+            while i < i0 + rows {
+                let a_panel = Panel::<T, 1>::new(&a_pack[offset..], 1, 0, depth, 0);
+                column_sweep::<T, 1>(c, &a_panel, b, p0, depth, i, from_zero);
+                offset += depth;
+                i += 1;
+            }
+            p0 += depth;
+        }
+        i0 += rows;
     }
 }
 
-/// Rows `i..i + R` of `C = (A + A2)·B`, one inner block at a time.
+/// Packs the `R × depth` block of `op(A + A2)` at rows `i..`, inner indices `p0..`.
 #[inline(always)]
-fn nn_row_block<T: Scalar, const R: usize, const ADD: bool>(
-    c: &mut MatMut<'_, T>,
+fn pack_tile_rows<T: Scalar, const R: usize, const ADD: bool, const TRANSPOSED: bool>(
     a: MatRef<'_, T>,
     a2: MatRef<'_, T>,
-    b: MatRef<'_, T>,
     i: usize,
-    a_pack: &mut [T],
+    p0: usize,
+    depth: usize,
+    pack: &mut [T],
 ) {
-    let (k, n) = b.shape();
-    let mut p0 = 0;
-    while p0 < k {
-        let depth = KC.min(k - p0);
-        let packed = pack_row_block::<T, R, ADD>(a, a2, i, p0, depth, a_pack);
-        let a_panel = Panel::<T, R>::new(packed, R, 0, depth, 0);
-        let from_zero = p0 == 0;
-
-        let mut j = 0;
-        while j + NR <= n {
-            nn_tile::<T, R, NR>(c, &a_panel, b, p0, depth, i, j, from_zero);
-            j += NR;
-        }
-        while j + NR / 2 <= n {
-            nn_tile::<T, R, { NR / 2 }>(c, &a_panel, b, p0, depth, i, j, from_zero);
-            j += NR / 2;
-        }
-        while j + NR / 4 <= n {
-            nn_tile::<T, R, { NR / 4 }>(c, &a_panel, b, p0, depth, i, j, from_zero);
-            j += NR / 4;
-        }
-        while j < n {
-            nn_tile::<T, R, 1>(c, &a_panel, b, p0, depth, i, j, from_zero);
-            j += 1;
-        }
-        p0 += depth;
+    if TRANSPOSED {
+        pack_columns::<T, R, ADD>(a, a2, i, p0, depth, pack);
+    } else {
+        pack_rows::<T, R, ADD>(a, a2, i, p0, depth, pack);
     }
 }
 
-/// One `R × W` tile of `C = A·B` over the inner indices `p0..p0 + depth`, starting from zero or
-/// from the partial sums already in `C`.
+/// Rows `i..i + R` of `C` for the inner block `p0..p0 + depth`, swept left to right with the
+/// widest tile that fits.
+#[inline(always)]
+fn column_sweep<T: Scalar, const R: usize>(
+    c: &mut MatMut<'_, T>,
+    a_panel: &Panel<'_, T, R>,
+    b: MatRef<'_, T>,
+    p0: usize,
+    depth: usize,
+    i: usize,
+    from_zero: bool,
+) {
+    let n = b.ncols();
+    let mut j = 0;
+    while j + NR <= n {
+        packed_tile::<T, R, NR>(c, a_panel, b, p0, depth, i, j, from_zero);
+        j += NR;
+    }
+    while j + NR / 2 <= n {
+        packed_tile::<T, R, { NR / 2 }>(c, a_panel, b, p0, depth, i, j, from_zero);
+        j += NR / 2;
+    }
+    while j + NR / 4 <= n {
+        packed_tile::<T, R, { NR / 4 }>(c, a_panel, b, p0, depth, i, j, from_zero);
+        j += NR / 4;
+    }
+    while j < n {
+        packed_tile::<T, R, 1>(c, a_panel, b, p0, depth, i, j, from_zero);
+        j += 1;
+    }
+}
+
+/// One `R × W` tile of `C` over the inner indices `p0..p0 + depth`, starting from zero or from
+/// the partial sums already in `C`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn nn_tile<T: Scalar, const R: usize, const W: usize>(
+fn packed_tile<T: Scalar, const R: usize, const W: usize>(
     c: &mut MatMut<'_, T>,
     a_panel: &Panel<'_, T, R>,
     b: MatRef<'_, T>,
@@ -209,121 +282,61 @@ fn nn_tile<T: Scalar, const R: usize, const W: usize>(
 ) {
     let b_panel = Panel::<T, W>::new(b.data, b.row_stride, p0, depth, j);
     let mut acc = if from_zero { [[T::ZERO; W]; R] } else { load(c, i, j) };
-    panel_product::<T, R, W, false>(&mut acc, a_panel, a_panel, &b_panel);
+    panel_product(&mut acc, a_panel, &b_panel);
     store(c, i, j, &acc);
 }
 
 /// Copies `A[i..i+R, p0..p0+depth]` (plus `A2` when `ADD`) into `pack`, transposed:
 /// `pack[p·R + ii] = A[i + ii, p0 + p]`. Returns the filled `depth·R` entries.
 #[inline(always)]
-fn pack_row_block<'p, T: Scalar, const R: usize, const ADD: bool>(
+fn pack_rows<T: Scalar, const R: usize, const ADD: bool>(
     a: MatRef<'_, T>,
     a2: MatRef<'_, T>,
     i: usize,
     p0: usize,
     depth: usize,
-    pack: &'p mut [T],
-) -> &'p [T] {
+    pack: &mut [T],
+) {
+    let rows: [&[T]; R] = core::array::from_fn(|ii| &a.row(i + ii)[p0..p0 + depth]);
+    let rows2: [&[T]; R] =
+        if ADD { core::array::from_fn(|ii| &a2.row(i + ii)[p0..p0 + depth]) } else { rows };
     let packed = &mut pack[..depth * R];
-    for ii in 0..R {
-        let row = &a.row(i + ii)[p0..p0 + depth];
-        let column = packed[ii..].iter_mut().step_by(R);
-        if ADD {
-            let row2 = &a2.row(i + ii)[p0..p0 + depth];
-            for ((value, &x), &y) in column.zip(row).zip(row2) {
-                *value = x + y;
-            }
-        } else {
-            for (value, &x) in column.zip(row) {
-                *value = x;
-            }
+    for (p, values) in (0..depth).zip(packed.chunks_exact_mut(R)) {
+        for ii in 0..R {
+            values[ii] = if ADD { rows[ii][p] + rows2[ii][p] } else { rows[ii][p] };
         }
     }
-    packed
 }
 
-/// `C = (A + A2)ᵀ·B`, or `C = Aᵀ·B` when `ADD` is false (then `a2` is not read).
-///
-/// Row `p` of `A` holds the `p`-th term's left factors for a whole row block of `C`
-/// (`A[p, i..i+R]`), so the micro-kernel reads `A` in place, one contiguous run per inner step.
-pub(crate) fn gemm_tn<T: Scalar, const ADD: bool>(
-    c: &mut MatMut<'_, T>,
+/// Copies `A[p0..p0+depth, i..i+R]` (plus `A2` when `ADD`) into `pack`, row by row:
+/// `pack[p·R + ii] = A[p0 + p, i + ii]`, the same layout [`pack_rows`] produces for `Aᵀ`.
+#[inline(always)]
+fn pack_columns<T: Scalar, const R: usize, const ADD: bool>(
     a: MatRef<'_, T>,
     a2: MatRef<'_, T>,
-    b: MatRef<'_, T>,
-) {
-    let (k, m) = a.shape();
-    let n = b.ncols();
-    debug_assert!(!ADD || a2.shape() == a.shape());
-    debug_assert_eq!(b.nrows(), k);
-    debug_assert_eq!(c.shape(), (m, n));
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        // Every entry is an empty sum.
-        c.fill(T::ZERO);
-        return;
-    }
-
-    let mut i = 0;
-    while i + MR <= m {
-        tn_row_block::<T, MR, ADD>(c, a, a2, b, i);
-        i += MR;
-    }
-    while i < m {
-        tn_row_block::<T, 1, ADD>(c, a, a2, b, i);
-        i += 1;
-    }
-}
-
-/// Rows `i..i + R` of `C = (A + A2)ᵀ·B`, that is columns `i..i + R` of `A`.
-#[inline(always)]
-fn tn_row_block<T: Scalar, const R: usize, const ADD: bool>(
-    c: &mut MatMut<'_, T>,
-    a: MatRef<'_, T>,
-    a2: MatRef<'_, T>,
-    b: MatRef<'_, T>,
     i: usize,
+    p0: usize,
+    depth: usize,
+    pack: &mut [T],
 ) {
-    let (k, n) = b.shape();
-    let a_panel = Panel::<T, R>::new(a.data, a.row_stride, 0, k, i);
-    let a2_panel =
-        if ADD { Panel::<T, R>::new(a2.data, a2.row_stride, 0, k, i) } else { a_panel };
-
-    let mut j = 0;
-    while j + NR <= n {
-        tn_tile::<T, R, NR, ADD>(c, &a_panel, &a2_panel, b, i, j);
-        j += NR;
+    let source = Panel::<T, R>::new(a.data, a.row_stride, p0, depth, i);
+    let packed = &mut pack[..depth * R];
+    let (packed_body, packed_last) = packed.split_at_mut((depth - 1) * R);
+    if ADD {
+        let source2 = Panel::<T, R>::new(a2.data, a2.row_stride, p0, depth, i);
+        let rows = source.body.chunks_exact(source.stride);
+        let rows2 = source2.body.chunks_exact(source2.stride);
+        for ((values, row), row2) in packed_body.chunks_exact_mut(R).zip(rows).zip(rows2) {
+            values.copy_from_slice(&add(head::<T, R>(row), head::<T, R>(row2)));
+        }
+        packed_last.copy_from_slice(&add(source.last, source2.last));
+    } else {
+        let rows = source.body.chunks_exact(source.stride);
+        for (values, row) in packed_body.chunks_exact_mut(R).zip(rows) {
+            values.copy_from_slice(head::<T, R>(row));
+        }
+        packed_last.copy_from_slice(source.last);
     }
-    while j + NR / 2 <= n {
-        tn_tile::<T, R, { NR / 2 }, ADD>(c, &a_panel, &a2_panel, b, i, j);
-        j += NR / 2;
-    }
-    while j + NR / 4 <= n {
-        tn_tile::<T, R, { NR / 4 }, ADD>(c, &a_panel, &a2_panel, b, i, j);
-        j += NR / 4;
-    }
-    while j < n {
-        tn_tile::<T, R, 1, ADD>(c, &a_panel, &a2_panel, b, i, j);
-        j += 1;
-    }
-}
-
-/// One `R × W` tile of `C = (A + A2)ᵀ·B` over all inner indices.
-#[inline(always)]
-fn tn_tile<T: Scalar, const R: usize, const W: usize, const ADD: bool>(
-    c: &mut MatMut<'_, T>,
-    a_panel: &Panel<'_, T, R>,
-    a2_panel: &Panel<'_, T, R>,
-    b: MatRef<'_, T>,
-    i: usize,
-    j: usize,
-) {
-    let b_panel = Panel::<T, W>::new(b.data, b.row_stride, 0, b.nrows(), j);
-    let mut acc = [[T::ZERO; W]; R];
-    panel_product::<T, R, W, ADD>(&mut acc, a_panel, a2_panel, &b_panel);
-    store(c, i, j, &acc);
 }
 
 /// `depth` consecutive rows of a `W`-wide column strip of a row-major matrix.
@@ -353,30 +366,20 @@ impl<'a, T, const W: usize> Panel<'a, T, W> {
     }
 }
 
-/// The micro-kernel: `acc[ii][jj] += Σₚ a[p][ii]·b[p][jj]` over the rows of the panels, in row
-/// order, with `a[p][ii]` replaced by `a[p][ii] + a2[p][ii]` when `ADD`.
+/// The micro-kernel: `acc[ii][jj] += Σₚ a[p][ii]·b[p][jj]` over the rows of the two panels, in
+/// row order.
 #[inline(always)]
-fn panel_product<T: Scalar, const R: usize, const W: usize, const ADD: bool>(
+fn panel_product<T: Scalar, const R: usize, const W: usize>(
     acc: &mut [[T; W]; R],
     a: &Panel<'_, T, R>,
-    a2: &Panel<'_, T, R>,
     b: &Panel<'_, T, W>,
 ) {
     let a_rows = a.body.chunks_exact(a.stride);
     let b_rows = b.body.chunks_exact(b.stride);
-    if ADD {
-        let a2_rows = a2.body.chunks_exact(a2.stride);
-        for ((a_row, a2_row), b_row) in a_rows.zip(a2_rows).zip(b_rows) {
-            let a_values = add(head::<T, R>(a_row), head::<T, R>(a2_row));
-            accumulate(acc, &a_values, head::<T, W>(b_row));
-        }
-        accumulate(acc, &add(a.last, a2.last), b.last);
-    } else {
-        for (a_row, b_row) in a_rows.zip(b_rows) {
-            accumulate(acc, head::<T, R>(a_row), head::<T, W>(b_row));
-        }
-        accumulate(acc, a.last, b.last);
+    for (a_row, b_row) in a_rows.zip(b_rows) {
+        accumulate(acc, head::<T, R>(a_row), head::<T, W>(b_row));
     }
+    accumulate(acc, a.last, b.last);
 }
 
 /// `C += α·A·Bᵀ`.

@@ -17,8 +17,12 @@ pub const MR: usize = 4;
 /// thin right operand such as `Q` with rank 8 still runs a vectorised tile.
 pub const NR: usize = 16;
 
-/// Inner indices per block of `C = A·B`: the left operand is copied in `MR × KC` blocks.
-pub const KC: usize = 256;
+/// Length in elements of the stack buffer into which `matmul` and `matmul_tn` copy blocks of
+/// the left operand.
+pub const A_PACK_LEN: usize = 4096;
+
+/// Columns of `A` that `matmul_tn` copies together.
+pub const TN_BLOCK: usize = 4;
 
 /// Length in elements of the stack buffer of [`rank_update`](super::rank_update).
 pub const NT_PACK_LEN: usize = 2048;

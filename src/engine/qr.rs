@@ -129,17 +129,18 @@ pub(crate) fn column_norm<T: Scalar>(a: &MatMut<'_, T>, j: usize) -> ScaledNorm<
     scaled_norm_by(a.nrows, |i| data[at(stride, i, j)])
 }
 
-/// `aⱼ ← aⱼ − (q_l·aⱼ) q_l` for `l < j`, in order, passing each coefficient `q_l·aⱼ` to
-/// `coefficients(l, ·)`.
+/// `aⱼ ← aⱼ − (q_l·aⱼ) q_l` for `from ≤ l < j`, in order, passing each coefficient `q_l·aⱼ`
+/// to `coefficients(l, ·)`.
 pub(crate) fn project_out<T: Scalar>(
     a: &mut MatMut<'_, T>,
+    from: usize,
     j: usize,
     coefficients: &mut dyn FnMut(usize, T),
 ) {
     let n = a.nrows;
     let stride = a.row_stride;
     let data = &mut *a.data;
-    for l in 0..j {
+    for l in from..j {
         let mut dot = T::ZERO;
         for i in 0..n {
             dot += data[at(stride, i, l)] * data[at(stride, i, j)];
@@ -152,11 +153,48 @@ pub(crate) fn project_out<T: Scalar>(
     }
 }
 
+/// Columns orthonormalised together as one panel: the projections against all earlier panels
+/// run as passes over whole rows (contiguous, vectorised across the panel), only the projections
+/// inside a panel walk single columns. 8 keeps the panel's coefficients and norms (about 200
+/// bytes for f64) small enough for a microcontroller's stack.
+const PANEL: usize = 8;
+
+/// Projects the panel columns `j0..j1` against column `l`, once, in MGS order: all dot products
+/// `q_l·a_c` in one pass over the rows, then all updates `a_c −= (q_l·a_c) q_l` in a second.
+/// Each dot product is still one sequential sum over the rows.
+fn project_panel<T: Scalar>(a: &mut MatMut<'_, T>, l: usize, j0: usize, dots: &mut [T]) {
+    let n = a.nrows;
+    let stride = a.row_stride;
+    let width = dots.len();
+    dots.fill(T::ZERO);
+    for i in 0..n {
+        let row = &a.data[i * stride..i * stride + j0 + width];
+        let q = row[l];
+        for (dot, &x) in dots.iter_mut().zip(&row[j0..]) {
+            *dot += q * x;
+        }
+    }
+    for i in 0..n {
+        let row = &mut a.data[i * stride..i * stride + j0 + width];
+        let q = row[l];
+        for (x, &dot) in row[j0..].iter_mut().zip(dots.iter()) {
+            *x -= dot * q;
+        }
+    }
+}
+
 /// The MGS loop on a finite matrix with `k ≤ n`. `r`, if given, is `k × k` and zeroed.
 ///
-/// `complete(a, j)` must overwrite column `j` with a unit vector orthogonal to columns `0..j`;
-/// [`complete_column`] is the default, the Dion step passes one that prefers directions in the
-/// range of `B`.
+/// Columns go in panels of [`PANEL`]. A panel is first projected against every earlier column
+/// (twice with reorthogonalisation: block Gram-Schmidt with reorthogonalisation, which keeps
+/// `‖QᵀQ − I‖ = O(ε)` when the panels themselves are orthonormalised stably; Barlow and
+/// Smoktunowicz, "Reorthogonalized block classical Gram-Schmidt", 2013). Then each panel
+/// column is projected against the earlier columns of its own panel, once or twice, checked for
+/// dependence and normalised.
+///
+/// `complete(a, j)` must overwrite column `j` with a unit vector orthogonal to columns `0..j`,
+/// or with zeros; [`complete_column`] is the default, the Dion step passes one that prefers
+/// directions in the range of `B`.
 pub(crate) fn mgs<T: Scalar>(
     a: &mut MatMut<'_, T>,
     mut r: Option<&mut MatMut<'_, T>>,
@@ -169,47 +207,72 @@ pub(crate) fn mgs<T: Scalar>(
     // Relative threshold below which a residual is rounding noise (see the module docs).
     let threshold = T::from_usize(n) * T::EPSILON;
     let mut rank = 0;
+    let mut dots = [T::ZERO; PANEL];
+    let mut originals = [ScaledNorm { value: T::ZERO, exp: 0 }; PANEL];
 
-    for j in 0..k {
-        // Bring the column to unit scale: exact, and keeps every later sum finite.
-        let original = column_norm(a, j);
-        let scale = original.scale();
-        for i in 0..n {
-            a.data[at(stride, i, j)] *= scale;
-        }
-        let original_value = original.value;
+    let mut j0 = 0;
+    while j0 < k {
+        let j1 = (j0 + PANEL).min(k);
+        let width = j1 - j0;
 
-        // A column that is dependent after the first sweep stays dependent, so the second sweep
-        // runs only on columns that survive the first; R keeps the first-sweep coefficients
-        // of a dependent column.
-        let unscale = T::exp2i(original.exp);
-        let mut independent = false;
-        let mut residual = T::ZERO;
-        for _ in 0..sweeps {
-            project_out(a, j, &mut |l, dot| {
-                if let Some(r) = r.as_deref_mut() {
-                    let entry = r.get(l, j) + dot * unscale;
-                    r.set(l, j, entry);
-                }
-            });
-            residual = column_norm(a, j).to_scalar();
-            independent = original_value > T::ZERO && residual > threshold * original_value;
-            if !independent {
-                break;
-            }
-        }
-
-        if independent {
+        // Bring each column to unit scale: exact, and keeps every later sum finite.
+        for (c, original) in originals[..width].iter_mut().enumerate() {
+            *original = column_norm(a, j0 + c);
+            let scale = original.scale();
             for i in 0..n {
-                a.data[at(stride, i, j)] /= residual;
+                a.data[at(stride, i, j0 + c)] *= scale;
             }
-            if let Some(r) = r.as_deref_mut() {
-                r.set(j, j, residual * T::exp2i(original.exp));
-            }
-            rank += 1;
-        } else {
-            complete(a, j);
         }
+
+        // Project the whole panel against every earlier column.
+        for _ in 0..sweeps {
+            for l in 0..j0 {
+                project_panel(a, l, j0, &mut dots[..width]);
+                if let Some(r) = r.as_deref_mut() {
+                    for (c, &dot) in dots[..width].iter().enumerate() {
+                        let entry = r.get(l, j0 + c) + dot * T::exp2i(originals[c].exp);
+                        r.set(l, j0 + c, entry);
+                    }
+                }
+            }
+        }
+
+        for (c, original) in originals[..width].iter().enumerate() {
+            let j = j0 + c;
+            let unscale = T::exp2i(original.exp);
+
+            // A column that is dependent after the first sweep stays dependent, so the second
+            // sweep runs only on columns that survive the first; R keeps the first-sweep
+            // coefficients of a dependent column.
+            let mut independent = false;
+            let mut residual = T::ZERO;
+            for _ in 0..sweeps {
+                project_out(a, j0, j, &mut |l, dot| {
+                    if let Some(r) = r.as_deref_mut() {
+                        let entry = r.get(l, j) + dot * unscale;
+                        r.set(l, j, entry);
+                    }
+                });
+                residual = column_norm(a, j).to_scalar();
+                independent = original.value > T::ZERO && residual > threshold * original.value;
+                if !independent {
+                    break;
+                }
+            }
+
+            if independent {
+                for i in 0..n {
+                    a.data[at(stride, i, j)] /= residual;
+                }
+                if let Some(r) = r.as_deref_mut() {
+                    r.set(j, j, residual * unscale);
+                }
+                rank += 1;
+            } else {
+                complete(a, j);
+            }
+        }
+        j0 = j1;
     }
     QrInfo { rank }
 }
@@ -238,7 +301,7 @@ pub(crate) fn complete_column<T: Scalar>(a: &mut MatMut<'_, T>, j: usize) {
         a.data[at(stride, i, j)] = if i == best_row { T::ONE } else { T::ZERO };
     }
     for _ in 0..2 {
-        project_out(a, j, &mut |_, _| {});
+        project_out(a, 0, j, &mut |_, _| {});
     }
     let norm = column_norm(a, j).to_scalar();
     for i in 0..n {

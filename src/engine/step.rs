@@ -312,11 +312,13 @@ fn scaled_greater<T: Scalar>(a: ScaledNorm<T>, b: ScaledNorm<T>) -> bool {
 /// set to zero instead: any unit vector would be a direction that `B` does not contain, and
 /// following it would move `X` by a full `lr` along noise. A zero column gives a zero column of
 /// `R`, which the commit leaves out of the update.
+///
+/// Returns `false` when it zeroed the column.
 pub(crate) fn complete_from_range<T: Scalar>(
     operator: Operator<'_, T>,
     p: &mut MatMut<'_, T>,
     j: usize,
-) {
+) -> bool {
     let n = p.nrows;
     let stride = p.row_stride;
     let mut best: Option<(usize, ScaledNorm<T>)> = None;
@@ -357,8 +359,12 @@ pub(crate) fn complete_from_range<T: Scalar>(
             for i in 0..n {
                 p.data[i * stride + j] /= norm;
             }
+            true
         }
-        _ => zero_column(p, j),
+        _ => {
+            zero_column(p, j);
+            false
+        }
     }
 }
 
@@ -390,7 +396,7 @@ fn load_and_project<T: Scalar>(
         p.data[i * stride + j] = operator.at(i, c) * scale;
     }
     for _ in 0..2 {
-        project_out(p, j, &mut |_, _| {});
+        project_out(p, 0, j, &mut |_, _| {});
     }
     Some(original)
 }
@@ -436,7 +442,18 @@ fn orthonormalize<T: Scalar>(
 ) -> Result<QrInfo, Error> {
     check_finite(Operand::P, p)?;
     let info = match completion {
-        Completion::Range => mgs(p, None, qr, &mut |p, j| complete_from_range(operator, p, j)),
+        Completion::Range => {
+            // Once the range of W is spanned, it stays spanned for every later column: skip the
+            // search from then on.
+            let mut spanned = false;
+            mgs(p, None, qr, &mut |p, j| {
+                if spanned {
+                    zero_column(p, j);
+                } else {
+                    spanned = !complete_from_range(operator, p, j);
+                }
+            })
+        }
         Completion::Zero => mgs(p, None, qr, &mut zero_column),
     };
     Ok(info)
