@@ -151,8 +151,8 @@ fn qr_of_equal_columns() {
     .unwrap();
     let (q1, q2) = ([a[0], a[2]], [a[1], a[3]]);
     assert_eq!(q1, [0.70710677, 0.70710677]);
-    assert_eq!(r[0], 1.4142135);
-    assert_eq!(r[1], 1.4142135);
+    assert_eq!(r[0], core::f32::consts::SQRT_2);
+    assert_eq!(r[1], core::f32::consts::SQRT_2);
     assert_eq!(r[2], 0.0);
     assert!((0.0..=1e-6).contains(&r[3]), "r22 = {}", r[3]);
     assert!((q1[0] * q2[0] + q1[1] * q2[1]).abs() <= 1e-6);

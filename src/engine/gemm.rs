@@ -22,9 +22,26 @@
 //! *Accuracy and Stability of Numerical Algorithms*, 2nd ed., §3.5). The tests use this bound.
 //!
 //! Outputs of `matmul` and `matmul_tn` are written, never read: a NaN left in `C` does not leak
-//! into the result.
+//! into the result. (When the inner dimension exceeds one packed block they park partial sums
+//! in `C`, but only after writing it.)
+//!
+//! # Blocking and stack use
+//!
+//! `matmul` and `matmul_tn` copy the `MR`-row block of `A` (or of `Aᵀ`) they work on into a stack
+//! buffer of [`A_PACK_LEN`] elements, `MR` values per inner index, so the micro-kernel reads one
+//! contiguous stream whatever the stride of `A`. `rank_update` copies `W` rows of `B`,
+//! transposed, into a stack buffer of [`NT_PACK_LEN`] elements, because a row of `Bᵀ` is a
+//! column of `B`. That is 4 KiB and 8 KiB for f32; nothing else is allocated.
+//!
+//! # Bounds checks
+//!
+//! The micro-kernel loops walk the operands with `chunks_exact(row_stride)` over slices cut to
+//! exactly `depth − 1` rows, with the last row handled apart (see `Panel`), and index the tile
+//! only with compile-time constants. The compiler can then prove every access in range, so the
+//! release build has no bounds check in those loops. `docs/BENCHMARKS.md` shows how that was
+//! checked in the generated assembly.
 
-use super::params::{A_PACK_LEN, MR, NR, NT_PACK_LEN, TN_BLOCK};
+use super::params::{A_PACK_LEN, MR, NR, NT_PACK_LEN};
 use super::view::{MatMut, MatRef};
 use crate::error::{Error, Operand};
 use crate::scalar::Scalar;
@@ -141,17 +158,12 @@ pub(crate) fn gemm_tn<T: Scalar, const ADD: bool>(
 
 /// `C = op(A + A2)·B` with `op` the transpose when `TRANSPOSED`, the identity otherwise.
 ///
-/// Loop order: blocks of rows of `C`; inside, blocks of inner indices, whose part of `op(A)`
-/// (or `op(A + A2)`) is first copied into a stack buffer of [`A_PACK_LEN`] elements, laid out
-/// `R` values per inner index for each `R`-row tile, so the micro-kernel reads it contiguously
-/// whatever the layout and stride of `A`; inside, the columns of `B` tile by tile. Tiles of later
-/// inner blocks start from the partial sums stored in `C`, which continues each entry's
-/// sequential sum exactly: a stored and reloaded partial sum has the same bits.
-///
-/// For `C = A·B` a row block is `MR` rows of `A`, read along the rows. For `C = Aᵀ·B` the
-/// buffer takes [`TN_BLOCK`] columns of `A` at once, so every row of `A` is read in whole cache
-/// lines once per inner block instead of once per `MR` columns: rows of a wide `A` are a multiple
-/// of 4 KiB apart and map to the same L1 sets, so they do not stay cached between row blocks.
+/// Loop order: blocks of `MR` rows of `C`, then blocks of at most `A_PACK_LEN / MR` inner
+/// indices, then the columns of `B` tile by tile. Each block of `op(A)` (or `op(A + A2)`) is first
+/// copied into a stack buffer of [`A_PACK_LEN`] elements, `MR` values per inner index, so the
+/// micro-kernel reads it contiguously whatever the layout and stride of `A`.
+/// Tiles of later inner blocks start from the partial sums stored in `C`. That continues each
+/// entry's sequential sum exactly, because a stored and reloaded partial sum has the same bits.
 fn gemm_packed<T: Scalar, const ADD: bool, const TRANSPOSED: bool>(
     c: &mut MatMut<'_, T>,
     a: MatRef<'_, T>,
@@ -159,78 +171,52 @@ fn gemm_packed<T: Scalar, const ADD: bool, const TRANSPOSED: bool>(
     b: MatRef<'_, T>,
 ) {
     let (m, n) = c.shape();
-    let k = b.nrows();
     debug_assert_eq!(b.ncols(), n);
     if m == 0 || n == 0 {
         return;
     }
-    if k == 0 {
+    if b.nrows() == 0 {
         // Every entry is an empty sum.
         c.fill(T::ZERO);
         return;
     }
 
     let mut a_pack = [T::ZERO; A_PACK_LEN];
-    let block_rows = if TRANSPOSED { TN_BLOCK } else { MR };
-    let max_depth = A_PACK_LEN / block_rows;
-    let mut i0 = 0;
-    while i0 < m {
-        let rows = block_rows.min(m - i0);
-        let mut p0 = 0;
-        while p0 < k {
-            let depth = max_depth.min(k - p0);
-            let from_zero = p0 == 0;
-
-            // Pack the `rows × depth` block as consecutive `MR`-row and 1-row tiles.
-            let mut offset = 0;
-            let mut i = i0;
-            while i + MR <= i0 + rows {
-                let pack = &mut a_pack[offset..offset + MR * depth];
-                pack_tile_rows::<T, MR, ADD, TRANSPOSED>(a, a2, i, p0, depth, pack);
-                offset += MR * depth;
-                i += MR;
-            }
-            while i < i0 + rows {
-                let pack = &mut a_pack[offset..offset + depth];
-                pack_tile_rows::<T, 1, ADD, TRANSPOSED>(a, a2, i, p0, depth, pack);
-                offset += depth;
-                i += 1;
-            }
-
-            let mut offset = 0;
-            let mut i = i0;
-            while i + MR <= i0 + rows {
-                let a_panel = Panel::<T, MR>::new(&a_pack[offset..], MR, 0, depth, 0);
-                column_sweep::<T, MR>(c, &a_panel, b, p0, depth, i, from_zero);
-                offset += MR * depth;
-                i += MR;
-            }
-            while i < i0 + rows {
-                let a_panel = Panel::<T, 1>::new(&a_pack[offset..], 1, 0, depth, 0);
-                column_sweep::<T, 1>(c, &a_panel, b, p0, depth, i, from_zero);
-                offset += depth;
-                i += 1;
-            }
-            p0 += depth;
-        }
-        i0 += rows;
+    let mut i = 0;
+    while i + MR <= m {
+        packed_row_block::<T, MR, ADD, TRANSPOSED>(c, a, a2, b, i, &mut a_pack);
+        i += MR;
+    }
+    while i < m {
+        packed_row_block::<T, 1, ADD, TRANSPOSED>(c, a, a2, b, i, &mut a_pack);
+        i += 1;
     }
 }
 
-/// Packs the `R × depth` block of `op(A + A2)` at rows `i..`, inner indices `p0..`.
+/// Rows `i..i + R` of `C = op(A + A2)·B`, one inner block at a time.
 #[inline(always)]
-fn pack_tile_rows<T: Scalar, const R: usize, const ADD: bool, const TRANSPOSED: bool>(
+fn packed_row_block<T: Scalar, const R: usize, const ADD: bool, const TRANSPOSED: bool>(
+    c: &mut MatMut<'_, T>,
     a: MatRef<'_, T>,
     a2: MatRef<'_, T>,
+    b: MatRef<'_, T>,
     i: usize,
-    p0: usize,
-    depth: usize,
-    pack: &mut [T],
+    a_pack: &mut [T; A_PACK_LEN],
 ) {
-    if TRANSPOSED {
-        pack_columns::<T, R, ADD>(a, a2, i, p0, depth, pack);
-    } else {
-        pack_rows::<T, R, ADD>(a, a2, i, p0, depth, pack);
+    let k = b.nrows();
+    let max_depth = A_PACK_LEN / MR;
+    let mut p0 = 0;
+    while p0 < k {
+        let depth = max_depth.min(k - p0);
+        let pack = &mut a_pack[..R * depth];
+        if TRANSPOSED {
+            pack_columns::<T, R, ADD>(a, a2, i, p0, depth, pack);
+        } else {
+            pack_rows::<T, R, ADD>(a, a2, i, p0, depth, pack);
+        }
+        let a_panel = Panel::<T, R>::new(pack, R, 0, depth, 0);
+        column_sweep::<T, R>(c, &a_panel, b, p0, depth, i, p0 == 0);
+        p0 += depth;
     }
 }
 
@@ -266,8 +252,8 @@ fn column_sweep<T: Scalar, const R: usize>(
     }
 }
 
-/// One `R × W` tile of `C` over the inner indices `p0..p0 + depth`, starting from zero or from
-/// the partial sums already in `C`.
+/// Computes one `R × W` tile of `C` over the inner indices `p0..p0 + depth`, starting from zero
+/// or from the partial sums already in `C`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn packed_tile<T: Scalar, const R: usize, const W: usize>(
@@ -281,7 +267,11 @@ fn packed_tile<T: Scalar, const R: usize, const W: usize>(
     from_zero: bool,
 ) {
     let b_panel = Panel::<T, W>::new(b.data, b.row_stride, p0, depth, j);
-    let mut acc = if from_zero { [[T::ZERO; W]; R] } else { load(c, i, j) };
+    let mut acc = if from_zero {
+        [[T::ZERO; W]; R]
+    } else {
+        load(c, i, j)
+    };
     panel_product(&mut acc, a_panel, &b_panel);
     store(c, i, j, &acc);
 }
@@ -298,12 +288,19 @@ fn pack_rows<T: Scalar, const R: usize, const ADD: bool>(
     pack: &mut [T],
 ) {
     let rows: [&[T]; R] = core::array::from_fn(|ii| &a.row(i + ii)[p0..p0 + depth]);
-    let rows2: [&[T]; R] =
-        if ADD { core::array::from_fn(|ii| &a2.row(i + ii)[p0..p0 + depth]) } else { rows };
+    let rows2: [&[T]; R] = if ADD {
+        core::array::from_fn(|ii| &a2.row(i + ii)[p0..p0 + depth])
+    } else {
+        rows
+    };
     let packed = &mut pack[..depth * R];
     for (p, values) in (0..depth).zip(packed.chunks_exact_mut(R)) {
         for ii in 0..R {
-            values[ii] = if ADD { rows[ii][p] + rows2[ii][p] } else { rows[ii][p] };
+            values[ii] = if ADD {
+                rows[ii][p] + rows2[ii][p]
+            } else {
+                rows[ii][p]
+            };
         }
     }
 }
@@ -343,8 +340,8 @@ fn pack_columns<T: Scalar, const R: usize, const ADD: bool>(
 ///
 /// The first `depth − 1` rows are one slice, `(depth − 1)·stride` long, that starts at the
 /// strip's first entry, so `chunks_exact(stride)` yields exactly those rows, each a full stride
-/// long. The compiler then knows that every row holds `W ≤ stride` entries and checks nothing in
-/// the micro-kernel loop. The last row is kept apart because the matrix may end right after it.
+/// long. The compiler can then prove that every row has at least `W ≤ stride` entries and checks
+/// nothing in the micro-kernel loop. The last row is kept apart because the matrix may end right after it.
 #[derive(Clone, Copy)]
 struct Panel<'a, T, const W: usize> {
     body: &'a [T],
@@ -353,11 +350,12 @@ struct Panel<'a, T, const W: usize> {
 }
 
 impl<'a, T, const W: usize> Panel<'a, T, W> {
-    /// The strip of columns `col..col + W`, rows `first..first + depth` (`depth ≥ 1`), of the
-    /// matrix stored in `data` with row stride `stride ≥ col + W`.
+    /// Borrows the strip of columns `col..col + W`, rows `first..first + depth` (`depth ≥ 1`),
+    /// of the matrix stored in `data` with row stride `stride ≥ col + W`.
     #[inline(always)]
     fn new(data: &'a [T], stride: usize, first: usize, depth: usize, col: usize) -> Self {
-        assert!(depth >= 1 && col + W <= stride);
+        assert!(depth >= 1);
+        assert!(col + W <= stride);
         let start = first * stride + col;
         let body_len = (depth - 1) * stride;
         let body = &data[start..start + body_len];
@@ -366,8 +364,8 @@ impl<'a, T, const W: usize> Panel<'a, T, W> {
     }
 }
 
-/// The micro-kernel: `acc[ii][jj] += Σₚ a[p][ii]·b[p][jj]` over the rows of the two panels, in
-/// row order.
+/// Runs the micro-kernel: `acc[ii][jj] += Σₚ a[p][ii]·b[p][jj]` over the rows of the two
+/// panels, in row order.
 #[inline(always)]
 fn panel_product<T: Scalar, const R: usize, const W: usize>(
     acc: &mut [[T; W]; R],
@@ -385,10 +383,11 @@ fn panel_product<T: Scalar, const R: usize, const W: usize>(
 /// `C += α·A·Bᵀ`.
 ///
 /// Rows of `B` are columns of `Bᵀ`, so a tile of `W` output columns needs `B[j..j+W, p]`, which
-/// is strided. Each block of `W` rows of `B` is therefore copied once, transposed, into a stack
-/// buffer of [`NT_PACK_LEN`] elements and then read contiguously by every row tile. The widest
-/// tile whose `k × W` block fits is used; when even `k × NR / 4` does not fit, the 1-wide tile
-/// reads the rows of `B` in place, which is correct but not vectorised across columns.
+/// is strided. Blocks of `W` rows of `B` are therefore copied once, transposed, into a stack
+/// buffer of [`NT_PACK_LEN`] elements, as many blocks as fit. Then each `MR`-row block of `A` is
+/// copied into a buffer of [`A_PACK_LEN`] elements, and the micro-kernel forms the full dot
+/// products of every tile before `α·dot` is added to `C`. The widest tile whose `k × W` block
+/// fits is used.
 pub(crate) fn gemm_nt_update<T: Scalar>(
     c: &mut MatMut<'_, T>,
     alpha: T,
@@ -402,105 +401,125 @@ pub(crate) fn gemm_nt_update<T: Scalar>(
     if m == 0 || n == 0 {
         return;
     }
+    if k == 0 || k > A_PACK_LEN / MR {
+        // NOTE: inner dimensions beyond `A_PACK_LEN / MR` (256) take this scalar path, which is
+        // not vectorised across entries and is several times slower.
+        nt_update_by_dots(c, alpha, a, b);
+        return;
+    }
 
-    let mut pack = [T::ZERO; NT_PACK_LEN];
+    let mut a_pack = [T::ZERO; A_PACK_LEN];
+    let mut b_pack = [T::ZERO; NT_PACK_LEN];
     let mut j = 0;
-    if k * NR <= NT_PACK_LEN {
-        while j + NR <= n {
-            let bt = pack_transposed::<T, NR>(b, j, &mut pack);
-            nt_column_block::<T, NR>(c, alpha, a, bt, j);
-            j += NR;
-        }
-    }
-    if k * (NR / 2) <= NT_PACK_LEN {
-        while j + NR / 2 <= n {
-            let bt = pack_transposed::<T, { NR / 2 }>(b, j, &mut pack);
-            nt_column_block::<T, { NR / 2 }>(c, alpha, a, bt, j);
-            j += NR / 2;
-        }
-    }
-    if k * (NR / 4) <= NT_PACK_LEN {
-        while j + NR / 4 <= n {
-            let bt = pack_transposed::<T, { NR / 4 }>(b, j, &mut pack);
-            nt_column_block::<T, { NR / 4 }>(c, alpha, a, bt, j);
-            j += NR / 4;
-        }
-    }
-    while j < n {
-        // A single row of `B` is already the contiguous `k × 1` block.
-        nt_column_block::<T, 1>(c, alpha, a, b.row(j), j);
-        j += 1;
-    }
+    j = nt_columns::<T, NR>(c, alpha, a, b, j, &mut a_pack, &mut b_pack);
+    j = nt_columns::<T, { NR / 2 }>(c, alpha, a, b, j, &mut a_pack, &mut b_pack);
+    j = nt_columns::<T, { NR / 4 }>(c, alpha, a, b, j, &mut a_pack, &mut b_pack);
+    j = nt_columns::<T, 1>(c, alpha, a, b, j, &mut a_pack, &mut b_pack);
+    debug_assert_eq!(j, n);
 }
 
-/// Copies rows `j..j + W` of `b` into `pack`, transposed: `bt[p·W + jj] = B[j + jj, p]`.
-/// Returns the filled `k·W` entries.
+/// Columns `j..` of `C += α·A·Bᵀ`, as many whole `W`-wide tiles as there are; returns the first
+/// column left. Does nothing when a `k × W` block of `Bᵀ` does not fit the buffer.
 #[inline(always)]
-fn pack_transposed<'p, T: Scalar, const W: usize>(
-    b: MatRef<'_, T>,
-    j: usize,
-    pack: &'p mut [T],
-) -> &'p [T] {
-    let k = b.ncols();
-    let b_rows: [&[T]; W] = core::array::from_fn(|jj| &b.row(j + jj)[..k]);
-    let bt = &mut pack[..k * W];
-    for (p, bt_row) in (0..k).zip(bt.chunks_exact_mut(W)) {
-        for (value, b_row) in bt_row.iter_mut().zip(&b_rows) {
-            *value = b_row[p];
-        }
-    }
-    bt
-}
-
-/// Columns `j..j + W` of `C += α·A·Bᵀ`, given the transposed block `bt` (`k × W`, row-major).
-#[inline(always)]
-fn nt_column_block<T: Scalar, const W: usize>(
+fn nt_columns<T: Scalar, const W: usize>(
     c: &mut MatMut<'_, T>,
     alpha: T,
     a: MatRef<'_, T>,
-    bt: &[T],
-    j: usize,
-) {
-    let m = a.nrows();
-    let mut i = 0;
-    while i + MR <= m {
-        let dots = nt_tile::<T, MR, W>(a, i, bt);
-        add_scaled(c, i, j, alpha, &dots);
-        i += MR;
+    b: MatRef<'_, T>,
+    mut j: usize,
+    a_pack: &mut [T; A_PACK_LEN],
+    b_pack: &mut [T; NT_PACK_LEN],
+) -> usize {
+    let (m, k) = a.shape();
+    let n = b.nrows();
+    if k * W > NT_PACK_LEN {
+        return j;
     }
-    while i < m {
-        let dots = nt_tile::<T, 1, W>(a, i, bt);
-        add_scaled(c, i, j, alpha, &dots);
-        i += 1;
+    let tiles_per_pack = NT_PACK_LEN / (k * W);
+    let end = j + (n - j) / W * W;
+    while j < end {
+        let tiles = tiles_per_pack.min((end - j) / W);
+        for (t, block) in b_pack.chunks_exact_mut(k * W).take(tiles).enumerate() {
+            pack_transposed::<T, W>(b, j + t * W, block);
+        }
+
+        let mut i = 0;
+        while i + MR <= m {
+            nt_row_block::<T, MR, W>(c, alpha, a, i, j, tiles, a_pack, b_pack);
+            i += MR;
+        }
+        while i < m {
+            nt_row_block::<T, 1, W>(c, alpha, a, i, j, tiles, a_pack, b_pack);
+            i += 1;
+        }
+        j += tiles * W;
+    }
+    j
+}
+
+/// Rows `i..i + R` of `C += α·A·Bᵀ` against the `tiles` packed blocks of `Bᵀ`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn nt_row_block<T: Scalar, const R: usize, const W: usize>(
+    c: &mut MatMut<'_, T>,
+    alpha: T,
+    a: MatRef<'_, T>,
+    i: usize,
+    j: usize,
+    tiles: usize,
+    a_pack: &mut [T; A_PACK_LEN],
+    b_pack: &[T; NT_PACK_LEN],
+) {
+    let k = a.ncols();
+    let a_block = &mut a_pack[..R * k];
+    pack_rows::<T, R, false>(a, a, i, 0, k, a_block);
+    let a_panel = Panel::<T, R>::new(a_block, R, 0, k, 0);
+    for (t, block) in b_pack.chunks_exact(k * W).take(tiles).enumerate() {
+        let b_panel = Panel::<T, W>::new(block, W, 0, k, 0);
+        let mut dots = [[T::ZERO; W]; R];
+        panel_product(&mut dots, &a_panel, &b_panel);
+        add_scaled(c, i, j + t * W, alpha, &dots);
     }
 }
 
-/// The micro-kernel of `C += α·A·Bᵀ`: the `R × W` dot products of rows `i..i + R` of `A` with
-/// the `W` columns of `bt`.
+/// Copies rows `j..j + W` of `b` into `block`, transposed: `block[p·W + jj] = B[j + jj, p]`.
 #[inline(always)]
-fn nt_tile<T: Scalar, const R: usize, const W: usize>(
-    a: MatRef<'_, T>,
-    i: usize,
-    bt: &[T],
-) -> [[T; W]; R] {
-    let k = a.ncols();
-    let a_rows: [&[T]; R] = core::array::from_fn(|ii| &a.row(i + ii)[..k]);
-
-    let mut acc = [[T::ZERO; W]; R];
-    for (p, bt_row) in (0..k).zip(bt.chunks_exact(W)) {
-        let a_values: [T; R] = core::array::from_fn(|ii| a_rows[ii][p]);
-        accumulate(&mut acc, &a_values, head::<T, W>(bt_row));
+fn pack_transposed<T: Scalar, const W: usize>(b: MatRef<'_, T>, j: usize, block: &mut [T]) {
+    let k = b.ncols();
+    let b_rows: [&[T]; W] = core::array::from_fn(|jj| &b.row(j + jj)[..k]);
+    for (p, values) in (0..k).zip(block.chunks_exact_mut(W)) {
+        for (value, b_row) in values.iter_mut().zip(&b_rows) {
+            *value = b_row[p];
+        }
     }
-    acc
+}
+
+/// `C += α·A·Bᵀ` one dot product at a time, for inner dimensions the buffers do not hold.
+fn nt_update_by_dots<T: Scalar>(
+    c: &mut MatMut<'_, T>,
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+) {
+    for i in 0..a.nrows() {
+        let a_row = a.row(i);
+        for (j, c_value) in c.row_mut(i).iter_mut().enumerate() {
+            let mut dot = T::ZERO;
+            for (&x, &y) in a_row.iter().zip(b.row(j)) {
+                dot += x * y;
+            }
+            *c_value += alpha * dot;
+        }
+    }
 }
 
 /// One inner step of every micro-kernel: `acc[ii][jj] += a[ii] · b[jj]`, a separate multiply and
 /// add per entry, so each entry's sum keeps its sequential order.
 ///
-/// The rows are written out one by one (up to [`MAX_TILE_ROWS`]) instead of looping over them:
-/// LLVM then only has to unroll the `W`-long row loop to keep the whole tile in registers, which
-/// it does reliably, while a loop nest of `R × W` steps may exceed its unrolling threshold and
-/// leave the tile in memory.
+/// The rows are written out one by one (up to [`MAX_TILE_ROWS`]) instead of looping over them.
+/// LLVM then only has to unroll the `W`-long row loop to keep the whole tile in registers. A loop
+/// nest of `R × W` steps can exceed its unrolling threshold and leave the tile in memory, which
+/// happened in builds with 16 codegen units.
 #[inline(always)]
 fn accumulate<T: Scalar, const R: usize, const W: usize>(
     acc: &mut [[T; W]; R],
@@ -508,14 +527,15 @@ fn accumulate<T: Scalar, const R: usize, const W: usize>(
     b_values: &[T; W],
 ) {
     const { assert!(R <= MAX_TILE_ROWS) };
-    accumulate_row(acc.get_mut(0), a_values.first(), b_values);
-    accumulate_row(acc.get_mut(1), a_values.get(1), b_values);
-    accumulate_row(acc.get_mut(2), a_values.get(2), b_values);
-    accumulate_row(acc.get_mut(3), a_values.get(3), b_values);
-    accumulate_row(acc.get_mut(4), a_values.get(4), b_values);
-    accumulate_row(acc.get_mut(5), a_values.get(5), b_values);
-    accumulate_row(acc.get_mut(6), a_values.get(6), b_values);
-    accumulate_row(acc.get_mut(7), a_values.get(7), b_values);
+    let b_values = *b_values;
+    accumulate_row(acc.get_mut(0), a_values.first(), &b_values);
+    accumulate_row(acc.get_mut(1), a_values.get(1), &b_values);
+    accumulate_row(acc.get_mut(2), a_values.get(2), &b_values);
+    accumulate_row(acc.get_mut(3), a_values.get(3), &b_values);
+    accumulate_row(acc.get_mut(4), a_values.get(4), &b_values);
+    accumulate_row(acc.get_mut(5), a_values.get(5), &b_values);
+    accumulate_row(acc.get_mut(6), a_values.get(6), &b_values);
+    accumulate_row(acc.get_mut(7), a_values.get(7), &b_values);
 }
 
 /// Rows a micro-kernel tile may have; [`accumulate`] is written out for this many.
@@ -529,8 +549,9 @@ fn accumulate_row<T: Scalar, const W: usize>(
     b_values: &[T; W],
 ) {
     if let (Some(acc), Some(&a_value)) = (acc, a_value) {
-        for (acc_value, &b_value) in acc.iter_mut().zip(b_values) {
-            *acc_value += a_value * b_value;
+        let products: [T; W] = core::array::from_fn(|jj| a_value * b_values[jj]);
+        for (acc_value, product) in acc.iter_mut().zip(products) {
+            *acc_value += product;
         }
     }
 }
@@ -589,5 +610,84 @@ fn add_scaled<T: Scalar, const R: usize, const W: usize>(
         for (c_value, &dot) in c.row_mut(i + ii)[j..j + W].iter_mut().zip(dot_row) {
             *c_value += alpha * dot;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in `[-1, 1)` from a 32-bit linear congruential generator.
+    fn fill(values: &mut [f32], seed: u32) {
+        let mut state = seed;
+        for value in values {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            *value = (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0;
+        }
+    }
+
+    fn assert_same_bits(x: &[f32], y: &[f32]) {
+        for (index, (a, b)) in x.iter().zip(y).enumerate() {
+            assert_eq!(a.to_bits(), b.to_bits(), "entry {index}: {a} vs {b}");
+        }
+    }
+
+    // Forming `A + A2` while packing rounds each sum once, exactly as storing it first does, and
+    // then runs the same sequential sums, so the two agree bit for bit. K = 300 crosses a packed
+    // block; the output starts as NaN to show that the first block overwrites it.
+    const M: usize = 9;
+    const K: usize = 300;
+    const N: usize = 21;
+
+    #[test]
+    fn added_operand_matches_stored_sum_nn() {
+        let (mut a, mut a2, mut b) = ([0.0f32; M * K], [0.0f32; M * K], [0.0f32; K * N]);
+        fill(&mut a, 1);
+        fill(&mut a2, 2);
+        fill(&mut b, 3);
+        let sum: [f32; M * K] = core::array::from_fn(|index| a[index] + a2[index]);
+
+        let mut c_added = [f32::NAN; M * N];
+        let mut c_stored = [0.0f32; M * N];
+        gemm_nn::<f32, true>(
+            &mut MatMut::from_slice(&mut c_added, M, N).unwrap(),
+            MatRef::from_slice(&a, M, K).unwrap(),
+            MatRef::from_slice(&a2, M, K).unwrap(),
+            MatRef::from_slice(&b, K, N).unwrap(),
+        );
+        let sum_view = MatRef::from_slice(&sum, M, K).unwrap();
+        gemm_nn::<f32, false>(
+            &mut MatMut::from_slice(&mut c_stored, M, N).unwrap(),
+            sum_view,
+            sum_view,
+            MatRef::from_slice(&b, K, N).unwrap(),
+        );
+        assert_same_bits(&c_added, &c_stored);
+    }
+
+    #[test]
+    fn added_operand_matches_stored_sum_tn() {
+        let (mut a, mut a2, mut b) = ([0.0f32; K * M], [0.0f32; K * M], [0.0f32; K * N]);
+        fill(&mut a, 4);
+        fill(&mut a2, 5);
+        fill(&mut b, 6);
+        let sum: [f32; K * M] = core::array::from_fn(|index| a[index] + a2[index]);
+
+        let mut c_added = [f32::NAN; M * N];
+        let mut c_stored = [0.0f32; M * N];
+        gemm_tn::<f32, true>(
+            &mut MatMut::from_slice(&mut c_added, M, N).unwrap(),
+            MatRef::from_slice(&a, K, M).unwrap(),
+            MatRef::from_slice(&a2, K, M).unwrap(),
+            MatRef::from_slice(&b, K, N).unwrap(),
+        );
+        let sum_view = MatRef::from_slice(&sum, K, M).unwrap();
+        gemm_tn::<f32, false>(
+            &mut MatMut::from_slice(&mut c_stored, M, N).unwrap(),
+            sum_view,
+            sum_view,
+            MatRef::from_slice(&b, K, N).unwrap(),
+        );
+        assert_same_bits(&c_added, &c_stored);
     }
 }

@@ -101,7 +101,7 @@ pub(crate) fn power_iter1_impl<T: Scalar, const ADD: bool>(
 /// Dion reference does (ε is added to the norm, not to its square).
 ///
 /// The norms are computed without overflow ([`norm2`](super::norm2)). A column whose norm exceeds
-/// `T::MAX` becomes zero.
+/// `T::MAX` becomes zero, and so does a zero column when `epsilon` is 0.
 pub fn normalize_columns<T: Scalar>(r: MatMut<'_, T>, epsilon: T) {
     let (n, k) = r.shape();
     for j in 0..k {
@@ -109,6 +109,10 @@ pub fn normalize_columns<T: Scalar>(r: MatMut<'_, T>, epsilon: T) {
         let data = &*r.data;
         let norm = scaled_norm_by(n, |i| data[i * stride + j]).to_scalar();
         let denominator = norm + epsilon;
+        // A zero column with ε = 0 stays zero instead of becoming 0/0.
+        if denominator == T::ZERO {
+            continue;
+        }
         for i in 0..n {
             r.data[i * stride + j] /= denominator;
         }

@@ -185,12 +185,11 @@ fn project_panel<T: Scalar>(a: &mut MatMut<'_, T>, l: usize, j0: usize, dots: &m
 
 /// The MGS loop on a finite matrix with `k ≤ n`. `r`, if given, is `k × k` and zeroed.
 ///
-/// Columns go in panels of [`PANEL`]. A panel is first projected against every earlier column
-/// (twice with reorthogonalisation: block Gram-Schmidt with reorthogonalisation, which keeps
-/// `‖QᵀQ − I‖ = O(ε)` when the panels themselves are orthonormalised stably; Barlow and
-/// Smoktunowicz, "Reorthogonalized block classical Gram-Schmidt", 2013). Then each panel
-/// column is projected against the earlier columns of its own panel, once or twice, checked for
-/// dependence and normalised.
+/// Columns go in panels of [`PANEL`]. The first sweep of a panel's columns against every earlier
+/// panel runs as passes over whole rows; then each column finishes its first sweep inside the
+/// panel, runs its second sweep (with reorthogonalisation) over all earlier columns, is checked
+/// for dependence and normalised. The operations on each column are those of column-by-column
+/// MGS with two sweeps, in the same order, so the result is the same bits.
 ///
 /// `complete(a, j)` must overwrite column `j` with a unit vector orthogonal to columns `0..j`,
 /// or with zeros; [`complete_column`] is the default, the Dion step passes one that prefers
@@ -224,15 +223,13 @@ pub(crate) fn mgs<T: Scalar>(
             }
         }
 
-        // Project the whole panel against every earlier column.
-        for _ in 0..sweeps {
-            for l in 0..j0 {
-                project_panel(a, l, j0, &mut dots[..width]);
-                if let Some(r) = r.as_deref_mut() {
-                    for (c, &dot) in dots[..width].iter().enumerate() {
-                        let entry = r.get(l, j0 + c) + dot * T::exp2i(originals[c].exp);
-                        r.set(l, j0 + c, entry);
-                    }
+        // First sweep against every earlier panel, as passes over whole rows.
+        for l in 0..j0 {
+            project_panel(a, l, j0, &mut dots[..width]);
+            if let Some(r) = r.as_deref_mut() {
+                for (c, &dot) in dots[..width].iter().enumerate() {
+                    let entry = r.get(l, j0 + c) + dot * T::exp2i(originals[c].exp);
+                    r.set(l, j0 + c, entry);
                 }
             }
         }
@@ -241,13 +238,16 @@ pub(crate) fn mgs<T: Scalar>(
             let j = j0 + c;
             let unscale = T::exp2i(original.exp);
 
-            // A column that is dependent after the first sweep stays dependent, so the second
-            // sweep runs only on columns that survive the first; R keeps the first-sweep
-            // coefficients of a dependent column.
+            // The first sweep finishes inside the panel; the second (with reorthogonalisation)
+            // runs over every earlier column again, so it also removes what the in-panel
+            // projections put back along earlier panels. A column that is dependent after the
+            // first sweep stays dependent, so the second sweep runs only on columns that
+            // survive the first, and R keeps the first-sweep coefficients of a dependent column.
             let mut independent = false;
             let mut residual = T::ZERO;
-            for _ in 0..sweeps {
-                project_out(a, j0, j, &mut |l, dot| {
+            for sweep in 0..sweeps {
+                let from = if sweep == 0 { j0 } else { 0 };
+                project_out(a, from, j, &mut |l, dot| {
                     if let Some(r) = r.as_deref_mut() {
                         let entry = r.get(l, j) + dot * unscale;
                         r.set(l, j, entry);

@@ -1,10 +1,14 @@
 //! The machinery Dion and PowerSGD share: shapes, input checks, PowerIter1 on `B = M + G`
 //! without storing `B`, the overflow checks and the fused final pass.
 //!
-//! Every step runs in two halves. The first half reads `X`, `M`, `G` and `Q` and writes only the
-//! scratch factors `P` and `R`; it returns an error at the first problem. The second half (the
-//! commit) cannot fail: its overflow bounds were checked before it starts. That split is what
-//! makes a failed step leave `X`, `M` and `Q` bit-identical.
+//! Every step runs in two halves. The first half reads `X`, `M`, `G` and `Q`, writes only the
+//! scratch factors `P` and `R`, and returns an error at the first problem. The second half (the
+//! commit) cannot fail, because its overflow bounds are checked before it starts. That split is
+//! what makes a failed step leave `X`, `M` and `Q` bit-identical.
+//!
+//! Memory traffic per step: the input check reads `G`, `M` and `X` once; the two products read
+//! `M` and `G` once each (forming `B = M + G` on the fly, so no `rows × cols` temporary exists);
+//! the fused final pass reads `G`, `M` and `X` and writes `M` and `X`, each entry once.
 
 use super::gemm::{gemm_nn, gemm_tn};
 use super::norm::{scaled_norm_by, ScaledNorm};
@@ -112,7 +116,7 @@ pub struct StepScratch<'a, T> {
     pub r: &'a mut [T],
 }
 
-/// What a successful step found.
+/// Facts about a successful step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -309,7 +313,7 @@ fn scaled_greater<T: Scalar>(a: ScaledNorm<T>, b: ScaledNorm<T>) -> bool {
 /// `j`. Costs `O(n·m·j)`, like one product with `W`, and runs only on rank-deficient steps.
 ///
 /// When the range of `W` is already spanned (every residual at rounding level), the column is
-/// set to zero instead: any unit vector would be a direction that `B` does not contain, and
+/// set to zero instead. Any unit vector would be a direction that `B` does not contain, and
 /// following it would move `X` by a full `lr` along noise. A zero column gives a zero column of
 /// `R`, which the commit leaves out of the update.
 ///
@@ -401,7 +405,7 @@ fn load_and_project<T: Scalar>(
     Some(original)
 }
 
-/// How a column of `P` that the QR finds dependent is replaced.
+/// Replacement rule for a column of `P` that the QR finds dependent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Completion {
     /// From the range of `W` ([`complete_from_range`]); needs the local `W`.
@@ -459,8 +463,8 @@ fn orthonormalize<T: Scalar>(
     Ok(info)
 }
 
-/// [`Error::Overflow`] for `operand` if `a` holds a non-finite value. Called on products of
-/// finite inputs, so a non-finite entry means the product overflowed.
+/// Returns [`Error::Overflow`] for `operand` if `a` contains a non-finite value. It is called on
+/// products of finite inputs, so a non-finite entry means the product overflowed.
 pub(crate) fn check_finite<T: Scalar>(operand: Operand, a: &MatMut<'_, T>) -> Result<(), Error> {
     match first_non_finite(a) {
         Some(_) => Err(Error::Overflow { operand }),
@@ -487,9 +491,9 @@ pub(crate) struct Update<T> {
     pub c2: T,
 }
 
-/// The fused final pass: each entry of `M` and `X` is read once and written once.
+/// Runs the fused final pass: each entry of `M` and `X` is read once and written once.
 ///
-/// `l1, l2` have `rows` rows and `r1, r2` have `cols` rows, all with `rank` columns; the dot
+/// `l1, l2` have `rows` rows and `r1, r2` have `cols` rows, all with `rank` columns. The dot
 /// products run over the rank index in order, like the other kernels.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn apply_update<T: Scalar>(
@@ -529,7 +533,7 @@ pub(crate) fn apply_update<T: Scalar>(
     }
 }
 
-/// How the commit sets `Q` from `R`.
+/// Rule by which the commit sets `Q` from `R`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum QUpdate<T> {
     /// Dion: `Q ← R / (‖R_col‖ + ε)`; a negligible column keeps `Q_col / (‖Q_col‖ + ε)`.
@@ -693,8 +697,8 @@ impl<'a, T: Scalar> Core<'a, T> {
         zero_columns
     }
 
-    /// The fused final pass: `M ← B − c1·(P Rᵀ)`, `X ← decay·X − c2·(P Fᵀ)`, where `F` is the
-    /// new `Q` (Dion) or `R` (PowerSGD), both transposed back when `W = Bᵀ`.
+    /// Runs the fused final pass `M ← B − c1·(P Rᵀ)`, `X ← decay·X − c2·(P Fᵀ)`, where `F` is
+    /// the new `Q` (Dion) or `R` (PowerSGD), both transposed back when `W = Bᵀ`.
     pub fn apply(&mut self, update: Update<T>, x_factor_is_q: bool) {
         let s = self.shape;
         let (k, inner, outer) = (s.rank(), s.inner(), s.outer());
