@@ -7,8 +7,8 @@
 //! Column `j` is scaled by a power of two (exact), then goes through `s` sweeps (`s = 2` with
 //! reorthogonalisation) of `v ← v − (q_l·v) q_l` for `l < j`, then `q_j = v/‖v‖`.
 //! The orthogonality argument below needs every sweep to end with the projections against all
-//! earlier columns. The crate's panels of 8 columns run the second sweep against earlier panels
-//! before the first in-panel sweep, which breaks that for `k > 8` (two ignored tests show it).
+//! earlier columns, which the crate's panels of 8 columns keep (its second sweep runs over all
+//! earlier columns after the first has finished).
 //!
 //! Orthogonality. A computed dot product of length `n` is off by at most `γₙ‖q_l‖‖v‖ ≈ n·u‖v‖`
 //! (Cauchy-Schwarz on `Σ|q||v|`), and every later update of the sweep adds a rounding error of

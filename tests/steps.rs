@@ -592,3 +592,29 @@ fn scalar_optimizers_are_transactional() {
     assert_eq!((x, m), ([1.0; 2], [0.0; 2]));
     assert!(adamw_step(&config, 0, &mut x, &[1.0, 1.0], &mut m, &mut v).is_err());
 }
+
+#[test]
+fn zeroed_then_reset_matches_new() {
+    let config = DionConfig::<f32>::default();
+    let mut built = Dion::<f32, 6, 4, 2>::zeroed(config);
+    assert!(built.q().iter().all(|&q| q == 0.0));
+    built.reset(17).unwrap();
+    let fresh = Dion::<f32, 6, 4, 2>::new(config, 17).unwrap();
+    assert_eq!(built.q(), fresh.q());
+
+    let mut x = Matrix::<f32, 6, 4>::from_fn(|i, j| (i + j) as f32);
+    let grad = Matrix::<f32, 6, 4>::from_fn(|i, j| (i * j) as f32 - 3.0);
+    built.step(&mut x, &grad).unwrap();
+    built
+        .set_q(&[1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+        .unwrap();
+    assert!(built.momentum().as_slice().iter().all(|&m| m == 0.0));
+    assert_eq!(
+        built.set_q(&[1.0; 3]),
+        Err(Error::BufferTooSmall {
+            operand: Operand::Q,
+            required: 8,
+            len: 3
+        })
+    );
+}

@@ -4,9 +4,13 @@
 //! first scaled by a power of two (exact) so that its largest entry lies in `[1, 2)`, then
 //! projected against the finished columns `q₀ … q_{j−1}` one at a time, each projection using
 //! the already updated column (the "modified" variant). With reorthogonalisation the same sweep
-//! runs a second time; Giraud, Langou and Rozložník ("The loss of orthogonality in the
+//! runs a second time. Giraud, Langou and Rozložník ("The loss of orthogonality in the
 //! Gram-Schmidt process", 2005) show that two sweeps give `‖QᵀQ − I‖ = O(ε)` for any numerically
 //! non-singular `A`, where one MGS sweep gives `O(ε·κ(A))`.
+//!
+//! For speed, the first sweep of 8 columns at a time against all earlier columns runs as passes
+//! over whole rows (vectorised across the 8 columns). Each column still sees the same
+//! projections in the same order, so the result is bit-identical to the column-by-column loop.
 //!
 //! # Rank and completion
 //!

@@ -58,6 +58,54 @@ impl<T: Scalar, const ROWS: usize, const COLS: usize, const RANK: usize> Dion<T,
         })
     }
 
+    /// An all-zero state (`M = 0`, `Q = 0`) built at compile time, for a `static` or any place
+    /// where a large state must not pass through the stack. Call [`reset`](Self::reset) or
+    /// [`set_q`](Self::set_q) before the first step: with `Q = 0` the first step has to find its
+    /// directions by the QR's completion. `config` is checked by every step.
+    ///
+    /// # Example
+    /// ```
+    /// use dion_kernel::engine::{DionConfig, QrOptions};
+    /// use dion_kernel::typed::Dion;
+    ///
+    /// const CONFIG: DionConfig<f32> = DionConfig {
+    ///     lr: 0.01,
+    ///     momentum: 0.95,
+    ///     weight_decay: 0.01,
+    ///     epsilon: 1e-8,
+    ///     power_iters: 1,
+    ///     qr: QrOptions { reorthogonalize: true },
+    /// };
+    /// static mut STATE: Dion<f32, 64, 64, 8> = Dion::zeroed(CONFIG);
+    /// ```
+    pub const fn zeroed(config: DionConfig<T>) -> Self {
+        let _ = Self::SHAPE;
+        Self { config, momentum: Matrix::zeros(), factors: Factors::zeros() }
+    }
+
+    /// Restarts in place: `M = 0` and `Q` standard normal from `seed`, as [`new`](Self::new)
+    /// builds it, without moving the state.
+    ///
+    /// # Errors
+    /// [`Error::InvalidHyperparameter`] if the config is invalid; nothing changes then.
+    pub fn reset(&mut self, seed: u64) -> Result<(), Error> {
+        self.config.validate()?;
+        self.momentum.as_mut_slice().fill(T::ZERO);
+        SplitMix64::new(seed).fill_gaussian(self.factors.q_mut(Self::SHAPE));
+        Ok(())
+    }
+
+    /// Replaces `Q` (`min(ROWS, COLS) × RANK`, row-major) and clears `M`.
+    ///
+    /// # Errors
+    /// [`Error::BufferTooSmall`] for a `q` of the wrong length, [`Error::NonFinite`] for a NaN
+    /// or ±∞ in it; nothing changes then.
+    pub fn set_q(&mut self, q: &[T]) -> Result<(), Error> {
+        self.factors.set_q(Self::SHAPE, q)?;
+        self.momentum.as_mut_slice().fill(T::ZERO);
+        Ok(())
+    }
+
     /// A fresh state with `M = 0` and the given initial `Q`: `min(ROWS, COLS) × RANK`,
     /// row-major.
     ///
