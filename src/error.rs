@@ -89,6 +89,13 @@ pub enum Error {
         /// The number of columns.
         ncols: usize,
     },
+    /// `rows · cols` (or `max(rows, cols) · rank`) does not fit in `usize`.
+    ShapeTooLarge {
+        /// The requested rows.
+        rows: usize,
+        /// The requested columns.
+        cols: usize,
+    },
     /// The rank is 0 or larger than `min(rows, cols)`.
     InvalidRank {
         /// The requested rank.
@@ -132,6 +139,10 @@ impl fmt::Display for Error {
             Error::InvalidStride { row_stride, ncols } => write!(
                 f,
                 "invalid row stride {row_stride}: it must be at least the column count {ncols}"
+            ),
+            Error::ShapeTooLarge { rows, cols } => write!(
+                f,
+                "shape {rows}x{cols} too large: its element count does not fit in usize"
             ),
             Error::InvalidRank { rank, max } => write!(
                 f,

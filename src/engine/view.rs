@@ -16,20 +16,15 @@ fn check(
     if row_stride < ncols {
         return Err(Error::InvalidStride { row_stride, ncols });
     }
-    let required = nrows
-        .checked_sub(1)
-        .and_then(|last| last.checked_mul(row_stride))
-        .and_then(|start| start.checked_add(ncols))
-        .unwrap_or(0);
-    let required = if ncols == 0 { 0 } else { required };
-    if nrows != 0 && ncols != 0 && (required == 0 || len < required) {
-        return Err(Error::BufferTooSmall {
-            operand,
-            required,
-            len,
-        });
+    if nrows == 0 || ncols == 0 {
+        return Ok(());
     }
-    Ok(())
+    let required = (nrows - 1).checked_mul(row_stride).and_then(|start| start.checked_add(ncols));
+    match required {
+        None => Err(Error::ShapeTooLarge { rows: nrows, cols: ncols }),
+        Some(required) if len < required => Err(Error::BufferTooSmall { operand, required, len }),
+        Some(_) => Ok(()),
+    }
 }
 
 /// A read-only row-major matrix view.
