@@ -246,6 +246,14 @@ fn engine_rejects_wrong_lengths_and_rank() {
         StepShape::new(0, 3, 1),
         Err(Error::InvalidRank { rank: 1, max: 0 })
     );
+    let huge = usize::MAX / 2;
+    assert_eq!(
+        StepShape::new(huge, huge, 1),
+        Err(Error::ShapeTooLarge {
+            rows: huge,
+            cols: huge
+        })
+    );
 
     let shape = StepShape::new(4, 3, 2).unwrap();
     let (mut x, grad, mut m) = ([0.0f32; 12], [0.0f32; 11], [0.0f32; 12]);

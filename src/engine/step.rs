@@ -33,11 +33,17 @@ impl StepShape {
     /// Checks `1 ≤ rank ≤ min(rows, cols)`.
     ///
     /// # Errors
-    /// [`Error::InvalidRank`] otherwise (including when `rows` or `cols` is 0).
+    /// [`Error::InvalidRank`] otherwise (including when `rows` or `cols` is 0), and
+    /// [`Error::ShapeTooLarge`] when `rows · cols` does not fit in `usize`.
     pub const fn new(rows: usize, cols: usize, rank: usize) -> Result<Self, Error> {
         let max = if rows < cols { rows } else { cols };
         if rank == 0 || rank > max {
             return Err(Error::InvalidRank { rank, max });
+        }
+        // Every buffer length below must be representable, so no later size computation wraps.
+        let outer = if rows < cols { cols } else { rows };
+        if rows.checked_mul(cols).is_none() || outer.checked_mul(rank).is_none() {
+            return Err(Error::ShapeTooLarge { rows, cols });
         }
         Ok(Self { rows, cols, rank })
     }
