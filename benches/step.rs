@@ -20,11 +20,20 @@ use dion_kernel::engine::{dion_step, DionConfig, StepScratch, StepShape, StepSta
 use dion_kernel::SplitMix64;
 use nalgebra::DMatrix;
 
-const SHAPES: [(usize, usize); 6] = [(32, 4), (64, 8), (128, 16), (256, 32), (512, 64), (1024, 128)];
+const SHAPES: [(usize, usize); 6] = [
+    (32, 4),
+    (64, 8),
+    (128, 16),
+    (256, 32),
+    (512, 64),
+    (1024, 128),
+];
 
 fn gaussian(len: usize, seed: u64, scale: f32) -> Vec<f32> {
     let mut rng = SplitMix64::new(seed);
-    (0..len).map(|_| scale * rng.next_gaussian() as f32).collect()
+    (0..len)
+        .map(|_| scale * rng.next_gaussian() as f32)
+        .collect()
 }
 
 /// The dion-kernel step on runtime-shape buffers.
@@ -58,8 +67,14 @@ impl Ours {
             config,
             &mut self.x,
             &self.g,
-            StepState { momentum: &mut self.m, q: &mut self.q },
-            StepScratch { p: &mut self.p, r: &mut self.r },
+            StepState {
+                momentum: &mut self.m,
+                q: &mut self.q,
+            },
+            StepScratch {
+                p: &mut self.p,
+                r: &mut self.r,
+            },
         )
         .unwrap();
     }
@@ -96,7 +111,8 @@ impl Nalgebra {
         let p = self.p.clone().qr().q();
         self.b.tr_mul_to(&p, &mut self.r);
         self.m.copy_from(&self.b);
-        self.m.gemm(-(1.0 - config.momentum), &p, &self.r.transpose(), 1.0);
+        self.m
+            .gemm(-(1.0 - config.momentum), &p, &self.r.transpose(), 1.0);
         for mut column in self.r.column_iter_mut() {
             let norm = column.norm();
             column /= norm + config.epsilon;

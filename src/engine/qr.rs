@@ -211,7 +211,10 @@ pub(crate) fn mgs<T: Scalar>(
     let threshold = T::from_usize(n) * T::EPSILON;
     let mut rank = 0;
     let mut dots = [T::ZERO; PANEL];
-    let mut originals = [ScaledNorm { value: T::ZERO, exp: 0 }; PANEL];
+    let mut originals = [ScaledNorm {
+        value: T::ZERO,
+        exp: 0,
+    }; PANEL];
 
     let mut j0 = 0;
     while j0 < k {

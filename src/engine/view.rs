@@ -19,10 +19,19 @@ fn check(
     if nrows == 0 || ncols == 0 {
         return Ok(());
     }
-    let required = (nrows - 1).checked_mul(row_stride).and_then(|start| start.checked_add(ncols));
+    let required = (nrows - 1)
+        .checked_mul(row_stride)
+        .and_then(|start| start.checked_add(ncols));
     match required {
-        None => Err(Error::ShapeTooLarge { rows: nrows, cols: ncols }),
-        Some(required) if len < required => Err(Error::BufferTooSmall { operand, required, len }),
+        None => Err(Error::ShapeTooLarge {
+            rows: nrows,
+            cols: ncols,
+        }),
+        Some(required) if len < required => Err(Error::BufferTooSmall {
+            operand,
+            required,
+            len,
+        }),
         Some(_) => Ok(()),
     }
 }

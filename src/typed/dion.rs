@@ -80,7 +80,11 @@ impl<T: Scalar, const ROWS: usize, const COLS: usize, const RANK: usize> Dion<T,
     /// ```
     pub const fn zeroed(config: DionConfig<T>) -> Self {
         let _ = Self::SHAPE;
-        Self { config, momentum: Matrix::zeros(), factors: Factors::zeros() }
+        Self {
+            config,
+            momentum: Matrix::zeros(),
+            factors: Factors::zeros(),
+        }
     }
 
     /// Restarts in place: `M = 0` and `Q` standard normal from `seed`, as [`new`](Self::new)
