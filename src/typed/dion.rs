@@ -41,8 +41,8 @@ impl<T: Scalar, const ROWS: usize, const COLS: usize, const RANK: usize> Dion<T,
         Err(_) => panic!("Dion needs 1 <= RANK <= min(ROWS, COLS)"),
     };
 
-    /// A fresh state: `M = 0` and `Q` filled with standard normal values from `seed` (the same
-    /// bits on every target).
+    /// Creates a state with `M = 0` and `Q` filled with standard normal values from `seed` (the
+    /// same bits on every target).
     ///
     /// # Errors
     /// [`Error::InvalidHyperparameter`] if `config` is invalid.
@@ -110,7 +110,7 @@ impl<T: Scalar, const ROWS: usize, const COLS: usize, const RANK: usize> Dion<T,
         Ok(())
     }
 
-    /// A fresh state with `M = 0` and the given initial `Q`: `min(ROWS, COLS) × RANK`,
+    /// Creates a state with `M = 0` and the given initial `Q`: `min(ROWS, COLS) × RANK`,
     /// row-major.
     ///
     /// # Errors
@@ -153,7 +153,7 @@ impl<T: Scalar, const ROWS: usize, const COLS: usize, const RANK: usize> Dion<T,
         self.factors.q(Self::SHAPE)
     }
 
-    /// The shape the engine sees (transposition, factor sizes).
+    /// Returns the shape passed to the engine (transposition, factor sizes).
     pub fn shape(&self) -> StepShape {
         Self::SHAPE
     }
