@@ -584,12 +584,18 @@ fn normalize_columns_adds_epsilon_to_norm_f64() {
     normalize_case::<f64>();
 }
 
-/// A column whose norm overflows becomes zero, as documented; its neighbours are unaffected.
+/// A column whose norm overflows is divided in scaled form and still comes out as a unit
+/// vector, `[1, 1]/√2`; its neighbour is unaffected. The scaled quotient is
+/// `(MAX·2⁻¹²⁶)/(√2·MAX·2⁻¹²⁶ + ε·2⁻¹²⁶)`: the scaling is exact, the norm and the division
+/// round once each, and ε·2⁻¹²⁶ is far below one ulp, so 4ε covers it.
 #[test]
 fn normalize_columns_overflowing_norm() {
     let mut r = [f32::MAX, 3.0, f32::MAX, 4.0];
     normalize_columns(MatMut::from_slice(&mut r, 2, 2).unwrap(), 1e-8);
-    assert_eq!(r, [0.0, 0.6, 0.0, 0.8]);
+    let half_sqrt2 = core::f32::consts::FRAC_1_SQRT_2;
+    assert!((r[0] - half_sqrt2).abs() <= 4.0 * f32::EPSILON, "r[0] = {}", r[0]);
+    assert!((r[2] - half_sqrt2).abs() <= 4.0 * f32::EPSILON, "r[2] = {}", r[2]);
+    assert_eq!([r[1], r[3]], [0.6, 0.8]);
 }
 
 /// Tiny columns: the norm is computed without underflow, so a column of subnormals normalises to

@@ -31,6 +31,23 @@ impl<T: Scalar> ScaledNorm<T> {
     pub fn scale(self) -> T {
         T::exp2i(-self.exp)
     }
+
+    /// Returns `(factor, denominator)` with `x·factor / denominator = x / (‖x‖ + ε)` for the
+    /// vector this is the norm of.
+    ///
+    /// While `‖x‖` is finite that is `(1, ‖x‖ + ε)`: one rounding of the sum, as the Dion
+    /// reference computes it. Past `T::MAX` the unscaled quotient would be `x/∞ = 0`, a lost
+    /// direction, so the scaled form `(2^-exp, value + ε·2^-exp)` is used instead.
+    #[inline]
+    pub fn normalizer(self, epsilon: T) -> (T, T) {
+        let norm = self.to_scalar();
+        if norm.is_finite() {
+            (T::ONE, norm + epsilon)
+        } else {
+            let scale = self.scale();
+            (scale, self.value + epsilon * scale)
+        }
+    }
 }
 
 /// The power of two that brings `amax` into `[1, 2)`, clamped so that both it and its inverse

@@ -100,21 +100,23 @@ pub(crate) fn power_iter1_impl<T: Scalar, const ADD: bool>(
 /// Divides each column of `r` by its Euclidean norm plus `epsilon`: `R / (‖R_col‖ + ε)`, as the
 /// Dion reference does (ε is added to the norm, not to its square).
 ///
-/// The norms are computed without overflow ([`norm2`](super::norm2)). A column whose norm exceeds
-/// `T::MAX` becomes zero, and so does a zero column when `epsilon` is 0.
+/// The norms are computed without overflow ([`norm2`](super::norm2)), and a column whose norm
+/// exceeds `T::MAX` is divided in scaled form, so it still comes out with norm ≤ 1. A zero column
+/// stays zero, also when `epsilon` is 0.
 pub fn normalize_columns<T: Scalar>(r: MatMut<'_, T>, epsilon: T) {
     let (n, k) = r.shape();
     for j in 0..k {
         let stride = r.row_stride;
         let data = &*r.data;
-        let norm = scaled_norm_by(n, |i| data[i * stride + j]).to_scalar();
-        let denominator = norm + epsilon;
+        let norm = scaled_norm_by(n, |i| data[i * stride + j]);
+        let (factor, denominator) = norm.normalizer(epsilon);
         // A zero column with ε = 0 stays zero instead of becoming 0/0.
         if denominator == T::ZERO {
             continue;
         }
         for i in 0..n {
-            r.data[i * stride + j] /= denominator;
+            let value = &mut r.data[i * stride + j];
+            *value = *value * factor / denominator;
         }
     }
 }

@@ -119,6 +119,10 @@ impl<'a, T> MatRef<'a, T> {
             "row {i} out of range for {} rows",
             self.nrows
         );
+        // A view without columns accepts any stride and buffer, so its rows must not index.
+        if self.ncols == 0 {
+            return &self.data[..0];
+        }
         let start = i * self.row_stride;
         &self.data[start..start + self.ncols]
     }
@@ -216,6 +220,9 @@ impl<'a, T> MatMut<'a, T> {
             "row {i} out of range for {} rows",
             self.nrows
         );
+        if self.ncols == 0 {
+            return &mut self.data[..0];
+        }
         let start = i * self.row_stride;
         &mut self.data[start..start + self.ncols]
     }
@@ -231,6 +238,10 @@ impl<'a, T> MatMut<'a, T> {
             "row {i} out of range for {} rows",
             self.nrows
         );
+        // A view without columns accepts any stride and buffer, so its rows must not index.
+        if self.ncols == 0 {
+            return &self.data[..0];
+        }
         let start = i * self.row_stride;
         &self.data[start..start + self.ncols]
     }
