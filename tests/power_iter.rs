@@ -593,8 +593,16 @@ fn normalize_columns_overflowing_norm() {
     let mut r = [f32::MAX, 3.0, f32::MAX, 4.0];
     normalize_columns(MatMut::from_slice(&mut r, 2, 2).unwrap(), 1e-8);
     let half_sqrt2 = core::f32::consts::FRAC_1_SQRT_2;
-    assert!((r[0] - half_sqrt2).abs() <= 4.0 * f32::EPSILON, "r[0] = {}", r[0]);
-    assert!((r[2] - half_sqrt2).abs() <= 4.0 * f32::EPSILON, "r[2] = {}", r[2]);
+    assert!(
+        (r[0] - half_sqrt2).abs() <= 4.0 * f32::EPSILON,
+        "r[0] = {}",
+        r[0]
+    );
+    assert!(
+        (r[2] - half_sqrt2).abs() <= 4.0 * f32::EPSILON,
+        "r[2] = {}",
+        r[2]
+    );
     assert_eq!([r[1], r[3]], [0.6, 0.8]);
 }
 
