@@ -7,13 +7,17 @@
 //! - [`rank_update`]: `C += α·A·Bᵀ` (a rank-`k` update of a large `C` from two thin factors, the
 //!   shape of `P Rᵀ` in a Dion step)
 //!
+//! The final pass of an optimizer step runs the `A·Bᵀ` tiles of `rank_update` with its own
+//! update of each entry ([`nt_product`]).
+//!
 //! # Summation order and bit reproducibility
 //!
 //! Every entry of a product is `((a₀b₀ + a₁b₁) + a₂b₂) + …`: one accumulator, the inner index
 //! in increasing order, a separate multiply and add (never `mul_add`, which rounds once instead
 //! of twice and is a library call on targets without FMA). The tile sizes in
-//! [`params`](super::params) only group independent entries, so the result is the same bits on
-//! every target and at every vector width.
+//! [`params`](super::params), and the choice between the packed and the direct kernels below,
+//! only group independent entries, so the result is the same bits on every target and at every
+//! vector width.
 //!
 //! # Error bound
 //!
@@ -25,23 +29,33 @@
 //! into the result. (When the inner dimension exceeds one packed block they park partial sums
 //! in `C`, but only after writing it.)
 //!
-//! # Blocking and stack use
+//! # Packed and direct kernels, stack use
 //!
-//! `matmul` and `matmul_tn` copy the `MR`-row block of `A` (or of `Aᵀ`) they work on into a stack
-//! buffer of [`A_PACK_LEN`] elements, `MR` values per inner index, so the micro-kernel reads one
-//! contiguous stream whatever the stride of `A`. `rank_update` copies `W` rows of `B`,
-//! transposed, into a stack buffer of [`NT_PACK_LEN`] elements, because a row of `Bᵀ` is a
-//! column of `B`. That is 4 KiB and 8 KiB for f32; nothing else is allocated.
+//! With [`PACK`] (targets with an operating system), `matmul` and `matmul_tn` copy the `MR`-row
+//! block of `A` (or of `Aᵀ`) they work on into a stack buffer of [`A_PACK_LEN`] elements, `MR`
+//! values per inner index. The micro-kernel then reads one contiguous stream whatever the
+//! stride of `A`. The `A·Bᵀ` products copy `W` rows of `B`, transposed, into a stack buffer of
+//! [`NT_PACK_LEN`] elements, because a row of `Bᵀ` is a column of `B`. That is 4 KiB and 8 KiB
+//! for f32.
+//!
+//! Without [`PACK`] (bare-metal targets) the direct kernels (module `direct`) read every
+//! operand in place, `R` rows of `A` through `R` slices, and need no buffer. Their stack frames
+//! hold only saved registers and spilled pointers, a few hundred bytes on a Cortex-M4F.
 //!
 //! # Bounds checks
 //!
-//! The micro-kernel loops walk the operands with `chunks_exact(row_stride)` over slices cut to
-//! exactly `depth − 1` rows, with the last row handled apart (see `Panel`), and index the tile
-//! only with compile-time constants. The compiler can then prove every access in range, so the
-//! release build has no bounds check in those loops. `docs/BENCHMARKS.md` shows how that was
-//! checked in the generated assembly.
+//! The micro-kernel loops walk the operands either with `chunks_exact(row_stride)` over slices
+//! cut to exactly `depth − 1` rows, with the last row handled apart (see `Panel`), or with an
+//! index `p < depth` into slices cut to exactly `depth` elements. The tile is indexed only with
+//! compile-time constants. The compiler can then prove every access in range, so the release
+//! build has no bounds check in those loops. `docs/BENCHMARKS.md` (x86-64) and
+//! `docs/EMBEDDED.md` (thumbv7em) show how that was checked in the generated assembly.
 
-use super::params::{A_PACK_LEN, MR, NR, NT_PACK_LEN};
+mod direct;
+
+pub(crate) use direct::{gemm_direct, nt_direct};
+
+use super::params::{A_PACK_LEN, DIRECT_MR, DIRECT_NR, MR, NR, NT_MR, NT_NR, NT_PACK_LEN, PACK};
 use super::view::{MatMut, MatRef};
 use crate::error::{Error, Operand};
 use crate::scalar::Scalar;
@@ -113,6 +127,18 @@ pub fn rank_update<T: Scalar>(
     Ok(())
 }
 
+/// `C += α·A·Bᵀ` on views whose shapes the caller has checked.
+pub(crate) fn gemm_nt_update<T: Scalar>(
+    c: &mut MatMut<'_, T>,
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+) {
+    // `move`: a closure holding `alpha` by reference made LLVM reload it in the kernel and
+    // vectorise the tile worse, 15 % slower on x86-64.
+    nt_product::<T, false, _>(c, a, a, b, move |c_value, _, dot| c_value + alpha * dot);
+}
+
 pub(crate) fn check_shape(
     operand: Operand,
     expected: (usize, usize),
@@ -141,7 +167,11 @@ pub(crate) fn gemm_nn<T: Scalar, const ADD: bool>(
 ) {
     debug_assert!(!ADD || a2.shape() == a.shape());
     debug_assert_eq!(a.shape(), (c.nrows(), b.nrows()));
-    gemm_packed::<T, ADD, false>(c, a, a2, b);
+    if PACK {
+        gemm_packed::<T, ADD, false>(c, a, a2, b);
+    } else {
+        gemm_direct::<T, ADD, false>(c, a, a2, b);
+    }
 }
 
 /// `C = (A + A2)ᵀ·B`, or `C = Aᵀ·B` when `ADD` is false (then `a2` is not read).
@@ -153,7 +183,11 @@ pub(crate) fn gemm_tn<T: Scalar, const ADD: bool>(
 ) {
     debug_assert!(!ADD || a2.shape() == a.shape());
     debug_assert_eq!(a.shape(), (b.nrows(), c.nrows()));
-    gemm_packed::<T, ADD, true>(c, a, a2, b);
+    if PACK {
+        gemm_packed::<T, ADD, true>(c, a, a2, b);
+    } else {
+        gemm_direct::<T, ADD, true>(c, a, a2, b);
+    }
 }
 
 /// `C = op(A + A2)·B` with `op` the transpose when `TRANSPOSED`, the identity otherwise.
@@ -321,15 +355,13 @@ fn pack_columns<T: Scalar, const R: usize, const ADD: bool>(
     let (packed_body, packed_last) = packed.split_at_mut((depth - 1) * R);
     if ADD {
         let source2 = Panel::<T, R>::new(a2.data, a2.row_stride, p0, depth, i);
-        let rows = source.body.chunks_exact(source.stride);
-        let rows2 = source2.body.chunks_exact(source2.stride);
-        for ((values, row), row2) in packed_body.chunks_exact_mut(R).zip(rows).zip(rows2) {
+        let rows = source.rows().zip(source2.rows());
+        for (values, (row, row2)) in packed_body.chunks_exact_mut(R).zip(rows) {
             values.copy_from_slice(&add(head::<T, R>(row), head::<T, R>(row2)));
         }
         packed_last.copy_from_slice(&add(source.last, source2.last));
     } else {
-        let rows = source.body.chunks_exact(source.stride);
-        for (values, row) in packed_body.chunks_exact_mut(R).zip(rows) {
+        for (values, row) in packed_body.chunks_exact_mut(R).zip(source.rows()) {
             values.copy_from_slice(head::<T, R>(row));
         }
         packed_last.copy_from_slice(source.last);
@@ -362,6 +394,13 @@ impl<'a, T, const W: usize> Panel<'a, T, W> {
         let last = head::<T, W>(&data[start + body_len..]);
         Self { body, stride, last }
     }
+
+    /// Iterates over the first `depth − 1` rows, each `stride` long (its first `W` entries are
+    /// the strip's).
+    #[inline(always)]
+    fn rows(&self) -> core::slice::ChunksExact<'a, T> {
+        self.body.chunks_exact(self.stride)
+    }
 }
 
 /// Runs the micro-kernel: `acc[ii][jj] += Σₚ a[p][ii]·b[p][jj]` over the rows of the two
@@ -372,58 +411,122 @@ fn panel_product<T: Scalar, const R: usize, const W: usize>(
     a: &Panel<'_, T, R>,
     b: &Panel<'_, T, W>,
 ) {
-    let a_rows = a.body.chunks_exact(a.stride);
-    let b_rows = b.body.chunks_exact(b.stride);
-    for (a_row, b_row) in a_rows.zip(b_rows) {
+    for (a_row, b_row) in a.rows().zip(b.rows()) {
         accumulate(acc, head::<T, R>(a_row), head::<T, W>(b_row));
     }
     accumulate(acc, a.last, b.last);
 }
 
-/// `C += α·A·Bᵀ`.
+/// `C ← f(C, E, A·Bᵀ)` entry by entry, for `A` of shape `m × k`, `B` of shape `n × k` and `C`
+/// (and `E`) of shape `m × n`.
 ///
-/// Rows of `B` are columns of `Bᵀ`, so a tile of `W` output columns needs `B[j..j+W, p]`, which
-/// is strided. Blocks of `W` rows of `B` are therefore copied once, transposed, into a stack
-/// buffer of [`NT_PACK_LEN`] elements, as many blocks as fit. Then each `MR`-row block of `A` is
-/// copied into a buffer of [`A_PACK_LEN`] elements, and the micro-kernel forms the full dot
-/// products of every tile before `α·dot` is added to `C`. The widest tile whose `k × W` block
-/// fits is used.
-pub(crate) fn gemm_nt_update<T: Scalar>(
+/// Entry `(i, j)` of `C` becomes `f(cᵢⱼ, eᵢⱼ, dotᵢⱼ)` with `dotᵢⱼ = Σₚ A[i, p]·B[j, p]`, one
+/// sequential sum from zero, and `eᵢⱼ` the matching entry of `E` when `EXTRA` (otherwise zero,
+/// and `extra` is not read). Each entry of `C` and `E` is read once and `C` is written once.
+/// `rank_update` passes `f(c, _, dot) = c + α·dot`, the final pass of a step its updates of `M`
+/// and `X`.
+///
+/// With [`PACK`] and `1 ≤ k ≤ A_PACK_LEN / MR` the packed kernel runs; otherwise the direct one.
+pub(crate) fn nt_product<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T>(
     c: &mut MatMut<'_, T>,
-    alpha: T,
+    extra: MatRef<'_, T>,
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
+    f: F,
 ) {
     let (m, k) = a.shape();
     let n = b.nrows();
     debug_assert_eq!(b.ncols(), k);
     debug_assert_eq!(c.shape(), (m, n));
+    debug_assert!(!EXTRA || extra.shape() == (m, n));
     if m == 0 || n == 0 {
         return;
     }
-    if k == 0 || k > A_PACK_LEN / MR {
-        // NOTE: inner dimensions beyond `A_PACK_LEN / MR` (256) take this scalar path, which is
-        // not vectorised across entries and is several times slower.
-        nt_update_by_dots(c, alpha, a, b);
-        return;
+    if PACK && (1..=A_PACK_LEN / MR).contains(&k) {
+        nt_packed::<T, EXTRA, F>(c, extra, a, b, &f);
+    } else {
+        nt_direct::<T, EXTRA, F>(c, extra, a, b, &f);
     }
-
-    let mut a_pack = [T::ZERO; A_PACK_LEN];
-    let mut b_pack = [T::ZERO; NT_PACK_LEN];
-    let mut j = 0;
-    j = nt_columns::<T, NR>(c, alpha, a, b, j, &mut a_pack, &mut b_pack);
-    j = nt_columns::<T, { NR / 2 }>(c, alpha, a, b, j, &mut a_pack, &mut b_pack);
-    j = nt_columns::<T, { NR / 4 }>(c, alpha, a, b, j, &mut a_pack, &mut b_pack);
-    j = nt_columns::<T, 1>(c, alpha, a, b, j, &mut a_pack, &mut b_pack);
-    debug_assert_eq!(j, n);
 }
 
-/// Columns `j..` of `C += α·A·Bᵀ`, as many whole `W`-wide tiles as there are; returns the first
-/// column left. Does nothing when a `k × W` block of `Bᵀ` does not fit the buffer.
-#[inline(always)]
-fn nt_columns<T: Scalar, const W: usize>(
+/// Computes `C ← f(C, E, A·Bᵀ)` from packed copies of the operands.
+///
+/// Rows of `B` are columns of `Bᵀ`, so a tile of `W` output columns needs `B[j..j+W, p]`, which
+/// is strided. Blocks of `W` rows of `B` are therefore copied once, transposed, into a stack
+/// buffer of [`NT_PACK_LEN`] elements, as many blocks as fit. Then each `MR`-row block of `A` is
+/// copied into a buffer of [`A_PACK_LEN`] elements, and the micro-kernel forms the full dot
+/// products of every tile before `f` is applied. The widest tile whose `k × W` block fits is
+/// used.
+fn nt_packed<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T>(
     c: &mut MatMut<'_, T>,
-    alpha: T,
+    extra: MatRef<'_, T>,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    f: &F,
+) {
+    let mut a_pack = [T::ZERO; A_PACK_LEN];
+    let mut b_pack = [T::ZERO; NT_PACK_LEN];
+    let mut target = NtTarget { c, extra, f };
+    let mut j = 0;
+    j = nt_packed_columns::<T, EXTRA, F, NR>(&mut target, a, b, j, &mut a_pack, &mut b_pack);
+    j = nt_packed_columns::<T, EXTRA, F, { NR / 2 }>(
+        &mut target,
+        a,
+        b,
+        j,
+        &mut a_pack,
+        &mut b_pack,
+    );
+    j = nt_packed_columns::<T, EXTRA, F, { NR / 4 }>(
+        &mut target,
+        a,
+        b,
+        j,
+        &mut a_pack,
+        &mut b_pack,
+    );
+    j = nt_packed_columns::<T, EXTRA, F, 1>(&mut target, a, b, j, &mut a_pack, &mut b_pack);
+    debug_assert_eq!(j, b.nrows());
+}
+
+/// Destination of the packed `A·Bᵀ`: the `C`, `E` and `f` of `C ← f(C, E, dots)`.
+struct NtTarget<'s, 'c, T, F> {
+    c: &'s mut MatMut<'c, T>,
+    extra: MatRef<'s, T>,
+    f: &'s F,
+}
+
+impl<T: Scalar, F: Fn(T, T, T) -> T> NtTarget<'_, '_, T, F> {
+    /// Applies the `R × W` tile of dot products at `(i, j)`.
+    #[inline(always)]
+    fn update<const EXTRA: bool, const R: usize, const W: usize>(
+        &mut self,
+        i: usize,
+        j: usize,
+        dots: &[[T; W]; R],
+    ) {
+        for (ii, dot_row) in dots.iter().enumerate() {
+            let c_row = &mut self.c.row_mut(i + ii)[j..j + W];
+            if EXTRA {
+                let e_row = &self.extra.row(i + ii)[j..j + W];
+                for ((c_value, &e_value), &dot) in c_row.iter_mut().zip(e_row).zip(dot_row) {
+                    *c_value = (self.f)(*c_value, e_value, dot);
+                }
+            } else {
+                for (c_value, &dot) in c_row.iter_mut().zip(dot_row) {
+                    *c_value = (self.f)(*c_value, T::ZERO, dot);
+                }
+            }
+        }
+    }
+}
+
+/// Columns `j..` of the packed `C ← f(C, E, A·Bᵀ)`, as many whole `W`-wide tiles as there are;
+/// returns the first column left. Does nothing when a `k × W` block of `Bᵀ` does not fit the
+/// buffer.
+#[inline(always)]
+fn nt_packed_columns<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T, const W: usize>(
+    target: &mut NtTarget<'_, '_, T, F>,
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     mut j: usize,
@@ -445,11 +548,11 @@ fn nt_columns<T: Scalar, const W: usize>(
 
         let mut i = 0;
         while i + MR <= m {
-            nt_row_block::<T, MR, W>(c, alpha, a, i, j, tiles, a_pack, b_pack);
+            nt_packed_row_block::<T, EXTRA, F, MR, W>(target, a, i, j, tiles, a_pack, b_pack);
             i += MR;
         }
         while i < m {
-            nt_row_block::<T, 1, W>(c, alpha, a, i, j, tiles, a_pack, b_pack);
+            nt_packed_row_block::<T, EXTRA, F, 1, W>(target, a, i, j, tiles, a_pack, b_pack);
             i += 1;
         }
         j += tiles * W;
@@ -457,12 +560,17 @@ fn nt_columns<T: Scalar, const W: usize>(
     j
 }
 
-/// Rows `i..i + R` of `C += α·A·Bᵀ` against the `tiles` packed blocks of `Bᵀ`.
-#[allow(clippy::too_many_arguments)]
+/// Rows `i..i + R` of the packed `C ← f(C, E, A·Bᵀ)` against the first `tiles` packed blocks
+/// of `Bᵀ`, which start at column `j`.
 #[inline(always)]
-fn nt_row_block<T: Scalar, const R: usize, const W: usize>(
-    c: &mut MatMut<'_, T>,
-    alpha: T,
+fn nt_packed_row_block<
+    T: Scalar,
+    const EXTRA: bool,
+    F: Fn(T, T, T) -> T,
+    const R: usize,
+    const W: usize,
+>(
+    target: &mut NtTarget<'_, '_, T, F>,
     a: MatRef<'_, T>,
     i: usize,
     j: usize,
@@ -478,7 +586,7 @@ fn nt_row_block<T: Scalar, const R: usize, const W: usize>(
         let b_panel = Panel::<T, W>::new(block, W, 0, k, 0);
         let mut dots = [[T::ZERO; W]; R];
         panel_product(&mut dots, &a_panel, &b_panel);
-        add_scaled(c, i, j + t * W, alpha, &dots);
+        target.update::<EXTRA, R, W>(i, j + t * W, &dots);
     }
 }
 
@@ -490,25 +598,6 @@ fn pack_transposed<T: Scalar, const W: usize>(b: MatRef<'_, T>, j: usize, block:
     for (p, values) in (0..k).zip(block.chunks_exact_mut(W)) {
         for (value, b_row) in values.iter_mut().zip(&b_rows) {
             *value = b_row[p];
-        }
-    }
-}
-
-/// `C += α·A·Bᵀ` one dot product at a time, for inner dimensions the buffers do not hold.
-fn nt_update_by_dots<T: Scalar>(
-    c: &mut MatMut<'_, T>,
-    alpha: T,
-    a: MatRef<'_, T>,
-    b: MatRef<'_, T>,
-) {
-    for i in 0..a.nrows() {
-        let a_row = a.row(i);
-        for (j, c_value) in c.row_mut(i).iter_mut().enumerate() {
-            let mut dot = T::ZERO;
-            for (&x, &y) in a_row.iter().zip(b.row(j)) {
-                dot += x * y;
-            }
-            *c_value += alpha * dot;
         }
     }
 }
@@ -574,6 +663,18 @@ fn head<T, const W: usize>(row: &[T]) -> &[T; W] {
     }
 }
 
+/// The first `W` entries of `row`, mutably.
+///
+/// # Panics
+/// If `row` is shorter than `W`; the callers cut rows so that this cannot happen.
+#[inline(always)]
+fn head_mut<T, const W: usize>(row: &mut [T]) -> &mut [T; W] {
+    match row.first_chunk_mut::<W>() {
+        Some(values) => values,
+        None => panic!("row shorter than the tile width"),
+    }
+}
+
 /// Writes the tile `acc` to `C[i.., j..]`.
 #[inline(always)]
 fn store<T: Scalar, const R: usize, const W: usize>(
@@ -597,25 +698,13 @@ fn load<T: Scalar, const R: usize, const W: usize>(
     core::array::from_fn(|ii| *head::<T, W>(&c.row(i + ii)[j..]))
 }
 
-/// `C[i.., j..] += α·dots`, the scaling after the dot product, as documented for `rank_update`.
-#[inline(always)]
-fn add_scaled<T: Scalar, const R: usize, const W: usize>(
-    c: &mut MatMut<'_, T>,
-    i: usize,
-    j: usize,
-    alpha: T,
-    dots: &[[T; W]; R],
-) {
-    for (ii, dot_row) in dots.iter().enumerate() {
-        for (c_value, &dot) in c.row_mut(i + ii)[j..j + W].iter_mut().zip(dot_row) {
-            *c_value += alpha * dot;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
+    use std::vec;
+    use std::vec::Vec;
 
     /// Deterministic values in `[-1, 1)` from a 32-bit linear congruential generator.
     fn fill(values: &mut [f32], seed: u32) {
@@ -689,5 +778,204 @@ mod tests {
             MatRef::from_slice(&b, K, N).unwrap(),
         );
         assert_same_bits(&c_added, &c_stored);
+    }
+    /// Dimensions around every tile edge of both kernel families: 1, 2 and 3 rows (`MR = 4`,
+    /// `DIRECT_MR = 2`), columns around 1, 2, 4, 8 and 16, inner dimensions from 1 to 300 (more
+    /// than one 256-deep packed block).
+    const ROWS: [usize; 5] = [1, 2, 3, 5, 9];
+    const COLS: [usize; 8] = [1, 2, 3, 7, 8, 9, 17, 21];
+    const DEPTHS: [usize; 4] = [1, 2, 5, 300];
+
+    /// `C = op(A + A2)·B` as one plain sequential sum per entry, the definition every kernel
+    /// must reproduce bit for bit. `a` is `m × k` (`k × m` when `transposed`).
+    fn sequential_product(
+        a: &[f32],
+        a2: Option<&[f32]>,
+        b: &[f32],
+        (m, k, n): (usize, usize, usize),
+        transposed: bool,
+    ) -> Vec<f32> {
+        let mut c = vec![0.0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut sum = 0.0f32;
+                for p in 0..k {
+                    let index = if transposed { p * m + i } else { i * k + p };
+                    let left = match a2 {
+                        Some(a2) => a[index] + a2[index],
+                        None => a[index],
+                    };
+                    sum += left * b[p * n + j];
+                }
+                c[i * n + j] = sum;
+            }
+        }
+        c
+    }
+
+    /// Runs `kernel` on fresh random operands of every shape and compares with
+    /// [`sequential_product`]; the output starts as NaN, which must not leak.
+    fn check_products(
+        transposed: bool,
+        add: bool,
+        kernel: impl Fn(&mut MatMut<'_, f32>, MatRef<'_, f32>, MatRef<'_, f32>, MatRef<'_, f32>),
+    ) {
+        for (seed, (&m, (&n, &k))) in ROWS
+            .iter()
+            .flat_map(|m| {
+                COLS.iter()
+                    .flat_map(move |n| DEPTHS.iter().map(move |k| (m, (n, k))))
+            })
+            .enumerate()
+        {
+            let seed = 3 * seed as u32;
+            let (mut a, mut a2, mut b) = (vec![0.0; m * k], vec![0.0; m * k], vec![0.0; k * n]);
+            fill(&mut a, seed);
+            fill(&mut a2, seed + 1);
+            fill(&mut b, seed + 2);
+            let (a_rows, a_cols) = if transposed { (k, m) } else { (m, k) };
+            let a_view = MatRef::from_slice(&a, a_rows, a_cols).unwrap();
+            let a2_view = MatRef::from_slice(&a2, a_rows, a_cols).unwrap();
+            let mut c = vec![f32::NAN; m * n];
+            kernel(
+                &mut MatMut::from_slice(&mut c, m, n).unwrap(),
+                a_view,
+                a2_view,
+                MatRef::from_slice(&b, k, n).unwrap(),
+            );
+            let expected =
+                sequential_product(&a, add.then_some(&a2[..]), &b, (m, k, n), transposed);
+            assert_eq!(c.len(), expected.len());
+            for (index, (got, want)) in c.iter().zip(&expected).enumerate() {
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "m {m}, k {k}, n {n}, entry {index}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn packed_nn_matches_sequential_sums() {
+        check_products(false, false, gemm_packed::<f32, false, false>);
+        check_products(false, true, gemm_packed::<f32, true, false>);
+    }
+
+    #[test]
+    fn packed_tn_matches_sequential_sums() {
+        check_products(true, false, gemm_packed::<f32, false, true>);
+        check_products(true, true, gemm_packed::<f32, true, true>);
+    }
+
+    #[test]
+    fn direct_nn_matches_sequential_sums() {
+        check_products(false, false, gemm_direct::<f32, false, false>);
+        check_products(false, true, gemm_direct::<f32, true, false>);
+    }
+
+    #[test]
+    fn direct_tn_matches_sequential_sums() {
+        check_products(true, false, gemm_direct::<f32, false, true>);
+        check_products(true, true, gemm_direct::<f32, true, true>);
+    }
+
+    /// Inner dimensions of the `A·Bᵀ` tests: an empty one, around the 4-wide tiles, and 300,
+    /// beyond what the packed buffers hold (`nt_product` then runs the direct kernel).
+    const NT_DEPTHS: [usize; 5] = [0, 1, 3, 8, 300];
+
+    /// The update of `M` in a Dion step's final pass, with coefficients that round.
+    fn momentum_update(m: f32, g: f32, dot: f32) -> f32 {
+        (m + g) - 0.05 * dot
+    }
+
+    /// Runs `kernel` (`C ← f(C, E, A·Bᵀ)` with `f` = [`momentum_update`]) on random operands of
+    /// every shape and compares with one plain sequential dot product per entry.
+    fn check_nt_products(
+        kernel: impl Fn(&mut MatMut<'_, f32>, MatRef<'_, f32>, MatRef<'_, f32>, MatRef<'_, f32>),
+    ) {
+        for (seed, (&m, (&n, &k))) in ROWS
+            .iter()
+            .flat_map(|m| {
+                COLS.iter()
+                    .flat_map(move |n| NT_DEPTHS.iter().map(move |k| (m, (n, k))))
+            })
+            .enumerate()
+        {
+            let seed = 4 * seed as u32;
+            let (mut a, mut b) = (vec![0.0; m * k], vec![0.0; n * k]);
+            let (mut c, mut e) = (vec![0.0; m * n], vec![0.0; m * n]);
+            fill(&mut a, seed);
+            fill(&mut b, seed + 1);
+            fill(&mut c, seed + 2);
+            fill(&mut e, seed + 3);
+
+            let mut expected = c.clone();
+            for i in 0..m {
+                for j in 0..n {
+                    let mut dot = 0.0f32;
+                    for p in 0..k {
+                        dot += a[i * k + p] * b[j * k + p];
+                    }
+                    expected[i * n + j] = momentum_update(c[i * n + j], e[i * n + j], dot);
+                }
+            }
+
+            kernel(
+                &mut MatMut::from_slice(&mut c, m, n).unwrap(),
+                MatRef::from_slice(&e, m, n).unwrap(),
+                MatRef::from_slice(&a, m, k).unwrap(),
+                MatRef::from_slice(&b, n, k).unwrap(),
+            );
+            for (index, (got, want)) in c.iter().zip(&expected).enumerate() {
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "m {m}, k {k}, n {n}, entry {index}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn nt_product_matches_sequential_dots() {
+        check_nt_products(|c, e, a, b| nt_product::<f32, true, _>(c, e, a, b, momentum_update));
+    }
+
+    #[test]
+    fn nt_direct_matches_sequential_dots() {
+        check_nt_products(|c, e, a, b| nt_direct::<f32, true, _>(c, e, a, b, &momentum_update));
+    }
+
+    #[test]
+    fn nt_product_without_extra_ignores_it() {
+        // `E` is passed as NaN: with `EXTRA = false` the update must see zero instead.
+        let (m, k, n) = (6, 5, 7);
+        let (mut a, mut b, mut c) = (
+            vec![0.0f32; m * k],
+            vec![0.0f32; n * k],
+            vec![0.0f32; m * n],
+        );
+        fill(&mut a, 7);
+        fill(&mut b, 8);
+        fill(&mut c, 9);
+        let nan = vec![f32::NAN; m * n];
+        let mut direct = c.clone();
+        nt_product::<f32, false, _>(
+            &mut MatMut::from_slice(&mut c, m, n).unwrap(),
+            MatRef::from_slice(&nan, m, n).unwrap(),
+            MatRef::from_slice(&a, m, k).unwrap(),
+            MatRef::from_slice(&b, n, k).unwrap(),
+            momentum_update,
+        );
+        nt_direct::<f32, false, _>(
+            &mut MatMut::from_slice(&mut direct, m, n).unwrap(),
+            MatRef::from_slice(&nan, m, n).unwrap(),
+            MatRef::from_slice(&a, m, k).unwrap(),
+            MatRef::from_slice(&b, n, k).unwrap(),
+            &momentum_update,
+        );
+        assert!(c.iter().all(|value| value.is_finite()));
+        assert_same_bits(&c, &direct);
     }
 }

@@ -35,14 +35,14 @@ impl<T: Scalar> ScaledNorm<T> {
     /// Returns `(factor, denominator)` with `x·factor / denominator = x / (‖x‖ + ε)` for the
     /// vector this is the norm of.
     ///
-    /// While `‖x‖` is finite that is `(1, ‖x‖ + ε)`: one rounding of the sum, as the Dion
+    /// While `‖x‖ + ε` is finite that is `(1, ‖x‖ + ε)`: one rounding of the sum, as the Dion
     /// reference computes it. Past `T::MAX` the unscaled quotient would be `x/∞ = 0`, a lost
     /// direction, so the scaled form `(2^-exp, value + ε·2^-exp)` is used instead.
     #[inline]
     pub fn normalizer(self, epsilon: T) -> (T, T) {
-        let norm = self.to_scalar();
-        if norm.is_finite() {
-            (T::ONE, norm + epsilon)
+        let denominator = self.to_scalar() + epsilon;
+        if denominator.is_finite() {
+            (T::ONE, denominator)
         } else {
             let scale = self.scale();
             (scale, self.value + epsilon * scale)

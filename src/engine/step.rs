@@ -10,7 +10,7 @@
 //! `M` and `G` once each (forming `B = M + G` on the fly, so no `rows × cols` temporary exists);
 //! the fused final pass reads `G`, `M` and `X` and writes `M` and `X`, each entry once.
 
-use super::gemm::{gemm_nn, gemm_tn};
+use super::gemm::{gemm_nn, gemm_tn, nt_product};
 use super::norm::{scaled_norm_by, ScaledNorm};
 use super::qr::{column_norm, first_non_finite, mgs, project_out, QrInfo, QrOptions};
 use super::view::{MatMut, MatRef};
@@ -198,7 +198,81 @@ fn first_bad<T: Scalar>(operand: Operand, data: &[T], cols: usize) -> Result<(),
     }
 }
 
+/// Independent lanes of the input scan: a 128-bit vector of f32 on the host, and enough
+/// unrolling on a scalar core. The lanes are written out by hand ([`Magnitudes::push`]) because
+/// at opt-level "s" LLVM unrolls no loop for Arm M-profile cores, and a loop over lanes would
+/// keep them in memory.
+const SCAN_LANES: usize = 4;
+
+/// The largest magnitude in a run of values, and a check that they are all finite.
+///
+/// The maximum alone cannot see a NaN, because a NaN never wins a comparison, and making it
+/// stick costs a second comparison per value. Instead each lane also sums the magnitudes: one
+/// NaN or infinity makes that sum NaN or infinite for good. A finite sum therefore proves every
+/// value finite; a sum that is not finite may also come from finite values whose total
+/// overflows, so the caller then looks for the bad value ([`first_bad`]) before concluding.
+/// The maximum is exact, so the result does not depend on the order of the lanes.
+struct Magnitudes<T> {
+    max: [T; SCAN_LANES],
+    sum: [T; SCAN_LANES],
+}
+
+impl<T: Scalar> Magnitudes<T> {
+    /// Scans `values(a[index], b[index])` for every index of the shorter slice.
+    #[inline(always)]
+    fn of(a: &[T], b: &[T], values: impl Fn(T, T) -> T) -> Self {
+        let mut scan = Self {
+            max: [T::ZERO; SCAN_LANES],
+            sum: [T::ZERO; SCAN_LANES],
+        };
+        let (a_chunks, b_chunks) = (a.chunks_exact(SCAN_LANES), b.chunks_exact(SCAN_LANES));
+        let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+        for (a, b) in a_chunks.zip(b_chunks) {
+            scan.push(0, values(a[0], b[0]));
+            scan.push(1, values(a[1], b[1]));
+            scan.push(2, values(a[2], b[2]));
+            scan.push(3, values(a[3], b[3]));
+        }
+        for (&a, &b) in a_rest.iter().zip(b_rest) {
+            scan.push(0, values(a, b));
+        }
+        scan
+    }
+
+    #[inline(always)]
+    fn push(&mut self, lane: usize, value: T) {
+        let magnitude = value.abs();
+        if magnitude > self.max[lane] {
+            self.max[lane] = magnitude;
+        }
+        self.sum[lane] += magnitude;
+    }
+
+    /// The largest magnitude scanned (0 for none), ignoring NaN.
+    fn max(&self) -> T {
+        let mut max = T::ZERO;
+        for &lane_max in &self.max {
+            if lane_max > max {
+                max = lane_max;
+            }
+        }
+        max
+    }
+
+    /// `true` when every value scanned was finite; `false` may also mean that a sum overflowed.
+    fn surely_finite(&self) -> bool {
+        self.sum.iter().all(|sum| sum.is_finite())
+    }
+}
+
 /// Reads `G`, `M`, `X` and `Q` once: every entry finite, `M + G` does not overflow.
+///
+/// Errors come in a fixed order: the first non-finite entry of `G`, then of `M`, `X` and `Q`
+/// (each by row-major position), then the overflow of `M + G`.
+///
+/// Not inlined, so that an instruction profile of a step shows the scan apart; the call costs a
+/// few instructions per step.
+#[inline(never)]
 pub(crate) fn scan<T: Scalar>(
     shape: StepShape,
     x: &[T],
@@ -206,42 +280,36 @@ pub(crate) fn scan<T: Scalar>(
     momentum: &[T],
     q: &[T],
 ) -> Result<Scan<T>, Error> {
-    let mut max_g = T::ZERO;
-    let mut max_m = T::ZERO;
-    let mut max_b = T::ZERO;
-    for (&g, &m) in grad.iter().zip(momentum) {
-        max_g = fold_max(max_g, g);
-        max_m = fold_max(max_m, m);
-        max_b = fold_max(max_b, m + g);
-    }
-    let mut max_x = T::ZERO;
-    for &v in x {
-        max_x = fold_max(max_x, v);
-    }
-    let mut max_q = T::ZERO;
-    for &v in q.iter() {
-        max_q = fold_max(max_q, v);
-    }
+    // `M + G` is not finite whenever `M` or `G` is not: NaN propagates, an infinity plus a
+    // finite value or an infinity of the same sign is infinite, and plus one of the other sign
+    // is NaN. So one pass over the sums checks both operands and the overflow.
+    let sums = Magnitudes::of(momentum, grad, |m, g| m + g);
+    let params = Magnitudes::of(x, x, |v, _| v);
+    // Only the check is needed for `Q`, not its maximum.
+    let factor = Magnitudes::of(q, q, |v, _| v);
 
     let cols = shape.cols;
-    if !max_g.is_finite() {
+    if !sums.surely_finite() {
         first_bad(Operand::Grad, grad, cols)?;
-    }
-    if !max_m.is_finite() {
         first_bad(Operand::Momentum, momentum, cols)?;
     }
-    if !max_x.is_finite() {
+    if !params.surely_finite() {
         first_bad(Operand::Param, x, cols)?;
     }
-    if !max_q.is_finite() {
+    if !factor.surely_finite() {
         first_bad(Operand::Q, q, shape.rank)?;
     }
+    // Every entry is finite now, so `M + G` is finite or infinite, never NaN.
+    let max_b = sums.max();
     if !max_b.is_finite() {
         return Err(Error::Overflow {
             operand: Operand::Momentum,
         });
     }
-    Ok(Scan { max_b, max_x })
+    Ok(Scan {
+        max_b,
+        max_x: params.max(),
+    })
 }
 
 /// The matrix the power iteration runs on, `W = M + G` or `W = (M + G)ᵀ`, never stored.
@@ -500,7 +568,9 @@ pub(crate) struct Update<T> {
 /// Runs the fused final pass: each entry of `M` and `X` is read once and written once.
 ///
 /// `l1, l2` have `rows` rows and `r1, r2` have `cols` rows, all with `rank` columns. The dot
-/// products run over the rank index in order, like the other kernels.
+/// products come in register tiles from [`nt_product`], each one sequential sum over the rank
+/// index from zero, like the other kernels, and every tile updates its entries of `M` (first
+/// pass, which also reads `G`) or of `X` (second pass) while still in registers.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn apply_update<T: Scalar>(
     x: &mut MatMut<'_, T>,
@@ -512,31 +582,14 @@ pub(crate) fn apply_update<T: Scalar>(
     r2: MatRef<'_, T>,
     update: &Update<T>,
 ) {
-    let (rows, cols) = x.shape();
-    let k = l1.ncols();
-    for i in 0..rows {
-        let l1_row = &l1.row(i)[..k];
-        let l2_row = &l2.row(i)[..k];
-        let g_row = &g.row(i)[..cols];
-        let m_row = &mut m.row_mut(i)[..cols];
-        for j in 0..cols {
-            let r1_row = &r1.row(j)[..k];
-            let mut dot = T::ZERO;
-            for q in 0..k {
-                dot += l1_row[q] * r1_row[q];
-            }
-            m_row[j] = (m_row[j] + g_row[j]) - update.c1 * dot;
-        }
-        let x_row = &mut x.row_mut(i)[..cols];
-        for (j, x_value) in x_row.iter_mut().enumerate() {
-            let r2_row = &r2.row(j)[..k];
-            let mut dot = T::ZERO;
-            for q in 0..k {
-                dot += l2_row[q] * r2_row[q];
-            }
-            *x_value = update.decay * *x_value - update.c2 * dot;
-        }
-    }
+    // The closures hold the coefficients by value (`move`), so the kernels keep them in registers.
+    let Update { c1, decay, c2 } = *update;
+    nt_product::<T, true, _>(m, g, l1, r1, move |m_value, g_value, dot| {
+        (m_value + g_value) - c1 * dot
+    });
+    nt_product::<T, false, _>(x, g, l2, r2, move |x_value, _, dot| {
+        decay * x_value - c2 * dot
+    });
 }
 
 /// Rule by which the commit sets `Q` from `R`.
@@ -679,17 +732,18 @@ impl<'a, T: Scalar> Core<'a, T> {
                     self.scratch.p[i * k + j] = T::ZERO;
                 }
                 if let QUpdate::Normalize(epsilon) = rule {
-                    let q_norm = scaled_norm_by(m, |i| q[i * k + j]).to_scalar();
+                    let q_norm = scaled_norm_by(m, |i| q[i * k + j]);
+                    let (factor, denominator) = q_norm.normalizer(epsilon);
                     for i in 0..m {
-                        q[i * k + j] /= q_norm + epsilon;
+                        q[i * k + j] = q[i * k + j] * factor / denominator;
                     }
                 }
             } else {
                 match rule {
                     QUpdate::Normalize(epsilon) => {
-                        let denominator = norm.to_scalar() + epsilon;
+                        let (factor, denominator) = norm.normalizer(epsilon);
                         for i in 0..m {
-                            q[i * k + j] = r.data[i * k + j] / denominator;
+                            q[i * k + j] = r.data[i * k + j] * factor / denominator;
                         }
                     }
                     QUpdate::Copy => {
@@ -723,5 +777,123 @@ impl<'a, T: Scalar> Core<'a, T> {
         } else {
             apply_update(&mut x, &mut m, g, p, r, p, f, &update);
         }
+    }
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+
+    const ROWS: usize = 6;
+    const COLS: usize = 11;
+    const RANK: usize = 3;
+
+    fn shape() -> StepShape {
+        StepShape::new(ROWS, COLS, RANK).unwrap()
+    }
+
+    /// Inputs of moderate size, all finite; `X`, `G`, `M` are `ROWS × COLS`, `Q` is `ROWS × RANK`.
+    fn inputs() -> (
+        [f32; ROWS * COLS],
+        [f32; ROWS * COLS],
+        [f32; ROWS * COLS],
+        [f32; ROWS * RANK],
+    ) {
+        // Values in [-scale, scale], not sorted, none repeated within 101 entries.
+        let value = |index: usize, scale: f32| scale * ((index * 37 % 101) as f32 / 50.0 - 1.0);
+        (
+            core::array::from_fn(|index| value(index, 2.0)),
+            core::array::from_fn(|index| value(index + 1, 1.0)),
+            core::array::from_fn(|index| value(index + 2, 0.5)),
+            core::array::from_fn(|index| value(index + 3, 1.0)),
+        )
+    }
+
+    fn non_finite(operand: Operand, index: usize, cols: usize) -> Error {
+        Error::NonFinite {
+            operand,
+            row: index / cols,
+            col: index % cols,
+        }
+    }
+
+    #[test]
+    fn scan_finds_exact_maxima() {
+        let (x, mut grad, mut momentum, q) = inputs();
+        grad[29] = -7.5;
+        momentum[29] = 1.25;
+        let scan = scan(shape(), &x, &grad, &momentum, &q).unwrap();
+        assert_eq!(scan.max_b, 6.25);
+        let max_x = x.iter().fold(0.0f32, |max, v| max.max(v.abs()));
+        assert_eq!(scan.max_x, max_x);
+    }
+
+    #[test]
+    fn scan_accepts_finite_values_whose_sum_overflows() {
+        // Every lane's sum of magnitudes overflows to infinity, although every entry and every
+        // `M + G` is finite: the scan must look for a bad entry, find none and succeed.
+        let (mut x, mut grad, momentum, q) = inputs();
+        x.fill(3.0e38);
+        grad.fill(-3.0e38);
+        let scan = scan(shape(), &x, &grad, &momentum, &q).unwrap();
+        assert_eq!(scan.max_x, 3.0e38);
+        let max_b = grad
+            .iter()
+            .zip(&momentum)
+            .fold(0.0f32, |max, (g, m)| max.max((m + g).abs()));
+        assert_eq!(scan.max_b, max_b);
+    }
+
+    #[test]
+    fn scan_reports_nan_after_large_values() {
+        // A NaN never wins a comparison; it must still be found behind the largest entry.
+        let (mut x, grad, momentum, q) = inputs();
+        x[40] = 1.0e30;
+        x[41] = f32::NAN;
+        assert_eq!(
+            scan(shape(), &x, &grad, &momentum, &q).unwrap_err(),
+            non_finite(Operand::Param, 41, COLS)
+        );
+    }
+
+    #[test]
+    fn scan_reports_first_bad_entry_per_operand_in_order() {
+        let (mut x, mut grad, mut momentum, mut q) = inputs();
+        q[7] = f32::INFINITY;
+        assert_eq!(
+            scan(shape(), &x, &grad, &momentum, &q).unwrap_err(),
+            non_finite(Operand::Q, 7, RANK)
+        );
+        x[50] = f32::NEG_INFINITY;
+        x[60] = f32::NAN;
+        assert_eq!(
+            scan(shape(), &x, &grad, &momentum, &q).unwrap_err(),
+            non_finite(Operand::Param, 50, COLS)
+        );
+        momentum[13] = f32::NAN;
+        assert_eq!(
+            scan(shape(), &x, &grad, &momentum, &q).unwrap_err(),
+            non_finite(Operand::Momentum, 13, COLS)
+        );
+        // `M + G` is NaN there, but the infinity is in `G`, which is reported first.
+        grad[64] = f32::NEG_INFINITY;
+        momentum[64] = f32::INFINITY;
+        assert_eq!(
+            scan(shape(), &x, &grad, &momentum, &q).unwrap_err(),
+            non_finite(Operand::Grad, 64, COLS)
+        );
+    }
+
+    #[test]
+    fn scan_reports_overflow_of_sum_last() {
+        let (x, mut grad, mut momentum, q) = inputs();
+        grad[65] = 3.0e38;
+        momentum[65] = 3.0e38;
+        assert_eq!(
+            scan(shape(), &x, &grad, &momentum, &q).unwrap_err(),
+            Error::Overflow {
+                operand: Operand::Momentum
+            }
+        );
     }
 }

@@ -1,0 +1,433 @@
+//! The direct kernels: register tiles that read every operand in place and need no buffer.
+//!
+//! They run wherever [`PACK`](super::PACK) is `false` (bare-metal targets), and on every target for `A·Bᵀ`
+//! with an inner dimension the packed buffers do not hold. Each tile forms every entry as one
+//! sequential sum over the whole inner dimension, from zero, exactly like the packed kernels,
+//! so the two give the same bits.
+//!
+//! # Straight-line tiles
+//!
+//! On Arm M-profile cores LLVM sets its unrolling thresholds for code optimised for size to zero
+//! (`getUnrollingPreferences` in `llvm/lib/Target/ARM/ARMTargetTransformInfo.cpp`), so at
+//! opt-level "s" it unrolls no loop, not even one of constant length. A tile written as loops
+//! over its rows and columns then stays in memory: the packed 4 × 4 tile ran at 21 to 23
+//! instructions per multiply-add there. The tile operations below are therefore written out for
+//! every index below [`MAX_TILE`] ([`for_each_tile_index!`]). The indices are constants, so the
+//! code for indices past the tile folds away and the tile lives in registers at every
+//! opt-level. Only the loop over the inner dimension stays a loop.
+
+use super::{head, head_mut, Panel, DIRECT_MR, DIRECT_NR, NT_MR, NT_NR};
+use crate::engine::view::{MatMut, MatRef};
+use crate::scalar::Scalar;
+
+/// Largest tile side of the direct kernels: [`for_each_tile_index!`] covers this many indices.
+const MAX_TILE: usize = 8;
+
+const _: () = {
+    assert!(DIRECT_MR <= MAX_TILE);
+    assert!(DIRECT_NR <= MAX_TILE);
+    assert!(NT_MR <= MAX_TILE);
+    assert!(NT_NR <= MAX_TILE);
+};
+
+/// Runs `$body` once for each `$index` in `0..MAX_TILE`, with `$index` a constant.
+macro_rules! for_each_tile_index {
+    ($index:ident => $body:block) => {
+        for_each_tile_index!(@each $index $body 0 1 2 3 4 5 6 7)
+    };
+    (@each $index:ident $body:block $($value:literal)*) => {
+        $({
+            let $index: usize = $value;
+            $body
+        })*
+    };
+}
+
+/// `C = op(A + A2)·B` without copying anything; `op` is the transpose when `TRANSPOSED`, `A2`
+/// is read only when `ADD`.
+///
+/// `DIRECT_MR × W` tiles, `W` the widest of `DIRECT_NR`, `DIRECT_NR / 2`, `DIRECT_NR / 4` and 1
+/// that fits. For `C = Aᵀ·B` a row of `A` contains the tile's values of one inner index. For
+/// `C = A·B` they come from `DIRECT_MR` rows of `A`, one slice each. `A + A2` is formed as it
+/// is read, once per tile: a tile of `DIRECT_NR = 8` columns spans a whole rank-8 factor, so
+/// that is once per entry of `A`.
+pub(crate) fn gemm_direct<T: Scalar, const ADD: bool, const TRANSPOSED: bool>(
+    c: &mut MatMut<'_, T>,
+    a: MatRef<'_, T>,
+    a2: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+) {
+    let (m, n) = c.shape();
+    debug_assert_eq!(b.ncols(), n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if b.nrows() == 0 {
+        // Every entry is an empty sum.
+        c.fill(T::ZERO);
+        return;
+    }
+
+    let mut i = 0;
+    while i + DIRECT_MR <= m {
+        gemm_row_block::<T, DIRECT_MR, ADD, TRANSPOSED>(c, a, a2, b, i);
+        i += DIRECT_MR;
+    }
+    while i < m {
+        gemm_row_block::<T, 1, ADD, TRANSPOSED>(c, a, a2, b, i);
+        i += 1;
+    }
+}
+
+/// The left operand of one row block of [`gemm_direct`], `op(A)` and `op(A2)` for rows
+/// `i..i + R` of `C`.
+enum Left<'a, T, const R: usize> {
+    /// `C = Aᵀ·B`: the column strips `i..i + R` of `A` and `A2`.
+    Columns(Panel<'a, T, R>, Panel<'a, T, R>),
+    /// `C = A·B`: rows `i..i + R` of `A` and `A2`, each exactly `k` long.
+    Rows([&'a [T]; R], [&'a [T]; R]),
+}
+
+/// Rows `i..i + R` of `C = op(A + A2)·B`, swept left to right with the widest tile that fits.
+#[inline(always)]
+fn gemm_row_block<T: Scalar, const R: usize, const ADD: bool, const TRANSPOSED: bool>(
+    c: &mut MatMut<'_, T>,
+    a: MatRef<'_, T>,
+    a2: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    i: usize,
+) {
+    let (k, n) = b.shape();
+    let left = if TRANSPOSED {
+        let a2_panel = if ADD { a2 } else { a };
+        Left::Columns(
+            Panel::new(a.data, a.row_stride, 0, k, i),
+            Panel::new(a2_panel.data, a2_panel.row_stride, 0, k, i),
+        )
+    } else {
+        let a_rows = rows::<T, R>(a, i, k);
+        Left::Rows(a_rows, if ADD { rows::<T, R>(a2, i, k) } else { a_rows })
+    };
+    let mut c_rows = rows_mut::<T, R>(c, i);
+
+    let mut j = 0;
+    while j + DIRECT_NR <= n {
+        gemm_tile::<T, R, DIRECT_NR, ADD>(&mut c_rows, &left, b, j);
+        j += DIRECT_NR;
+    }
+    while j + DIRECT_NR / 2 <= n {
+        gemm_tile::<T, R, { DIRECT_NR / 2 }, ADD>(&mut c_rows, &left, b, j);
+        j += DIRECT_NR / 2;
+    }
+    while j + DIRECT_NR / 4 <= n {
+        gemm_tile::<T, R, { DIRECT_NR / 4 }, ADD>(&mut c_rows, &left, b, j);
+        j += DIRECT_NR / 4;
+    }
+    while j < n {
+        gemm_tile::<T, R, 1, ADD>(&mut c_rows, &left, b, j);
+        j += 1;
+    }
+}
+
+/// Computes the `R × W` tile at column `j` of one row block of [`gemm_direct`] over the whole
+/// inner dimension (at least 1), and stores it into `c_rows`.
+#[inline(always)]
+fn gemm_tile<T: Scalar, const R: usize, const W: usize, const ADD: bool>(
+    c_rows: &mut [&mut [T]; R],
+    left: &Left<'_, T, R>,
+    b: MatRef<'_, T>,
+    j: usize,
+) {
+    let k = b.nrows();
+    let b_panel = Panel::<T, W>::new(b.data, b.row_stride, 0, k, j);
+    let mut acc = [[T::ZERO; W]; R];
+    match left {
+        Left::Columns(a_panel, a2_panel) => {
+            if ADD {
+                let rows = a_panel.rows().zip(a2_panel.rows()).zip(b_panel.rows());
+                for ((a_row, a2_row), b_row) in rows {
+                    let a_values = add(head::<T, R>(a_row), head::<T, R>(a2_row));
+                    multiply_add(&mut acc, &a_values, head::<T, W>(b_row));
+                }
+                let a_values = add(a_panel.last, a2_panel.last);
+                multiply_add(&mut acc, &a_values, b_panel.last);
+            } else {
+                for (a_row, b_row) in a_panel.rows().zip(b_panel.rows()) {
+                    multiply_add(&mut acc, head::<T, R>(a_row), head::<T, W>(b_row));
+                }
+                multiply_add(&mut acc, a_panel.last, b_panel.last);
+            }
+        }
+        Left::Rows(a_rows, a2_rows) => {
+            // Every row is exactly `k` long and `p < k`, so the reads need no check.
+            let a_values = |p: usize| {
+                if ADD {
+                    gather_sum(a_rows, a2_rows, p)
+                } else {
+                    gather(a_rows, p)
+                }
+            };
+            for (p, b_row) in (0..k - 1).zip(b_panel.rows()) {
+                multiply_add(&mut acc, &a_values(p), head::<T, W>(b_row));
+            }
+            multiply_add(&mut acc, &a_values(k - 1), b_panel.last);
+        }
+    }
+
+    for_each_tile_index!(ii => {
+        if ii < R {
+            let c_row = head_mut::<T, W>(&mut c_rows[ii][j..]);
+            for_each_tile_index!(jj => {
+                if jj < W {
+                    c_row[jj] = acc[ii][jj];
+                }
+            });
+        }
+    });
+}
+
+/// `C ← f(C, E, A·Bᵀ)` without copying anything (see [`nt_product`](super::nt_product) for the
+/// contract): `NT_MR × W` tiles reading `NT_MR` rows of `A` and `W` rows of `B` in place, one
+/// slice each. `k = 0` gives dot products of zero.
+pub(crate) fn nt_direct<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T>(
+    c: &mut MatMut<'_, T>,
+    extra: MatRef<'_, T>,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    f: &F,
+) {
+    let m = a.nrows();
+    let mut i = 0;
+    while i + NT_MR <= m {
+        nt_row_block::<T, EXTRA, F, NT_MR>(c, extra, a, b, f, i);
+        i += NT_MR;
+    }
+    while i < m {
+        nt_row_block::<T, EXTRA, F, 1>(c, extra, a, b, f, i);
+        i += 1;
+    }
+}
+
+/// The rows of `A`, `E` and `C` one row block of [`nt_direct`] works on.
+struct NtRows<'r, T, const R: usize> {
+    /// Rows of `A`, `k` long.
+    a: [&'r [T]; R],
+    /// Rows of `E`, `n` long (empty unless `EXTRA`).
+    e: [&'r [T]; R],
+    /// Rows of `C`, `n` long.
+    c: [&'r mut [T]; R],
+    /// `B` from the first row of the next tile on: the tiles go left to right, so each takes
+    /// its rows of `B` off the front.
+    b: &'r [T],
+}
+
+/// Rows `i..i + R` of [`nt_direct`], swept left to right with the widest tile that fits.
+///
+/// Not inlined, because as a function of its own the row block keeps more of its pointers in
+/// registers. A 32 × 64 rank-8 Dion step took about 4 % fewer instructions on the Cortex-M4F
+/// than with the row block inlined into both passes of the final update.
+#[inline(never)]
+fn nt_row_block<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T, const R: usize>(
+    c: &mut MatMut<'_, T>,
+    extra: MatRef<'_, T>,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    f: &F,
+    i: usize,
+) {
+    let k = a.ncols();
+    let n = b.nrows();
+    let mut rows = NtRows {
+        a: rows::<T, R>(a, i, k),
+        e: if EXTRA {
+            rows::<T, R>(extra, i, n)
+        } else {
+            [&[]; R]
+        },
+        c: rows_mut::<T, R>(c, i),
+        b: b.data,
+    };
+
+    let mut j = 0;
+    while j + NT_NR <= n {
+        nt_tile::<T, EXTRA, F, R, NT_NR>(&mut rows, b, f, j);
+        j += NT_NR;
+    }
+    while j + NT_NR / 2 <= n {
+        nt_tile::<T, EXTRA, F, R, { NT_NR / 2 }>(&mut rows, b, f, j);
+        j += NT_NR / 2;
+    }
+    while j + NT_NR / 4 <= n {
+        nt_tile::<T, EXTRA, F, R, { NT_NR / 4 }>(&mut rows, b, f, j);
+        j += NT_NR / 4;
+    }
+    while j < n {
+        nt_tile::<T, EXTRA, F, R, 1>(&mut rows, b, f, j);
+        j += 1;
+    }
+}
+
+/// Computes the dot products of the `R × W` tile at column `j` of one row block of
+/// [`nt_direct`], then applies `f` to each of its entries.
+#[inline(always)]
+fn nt_tile<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T, const R: usize, const W: usize>(
+    rows: &mut NtRows<'_, T, R>,
+    b: MatRef<'_, T>,
+    f: &F,
+    j: usize,
+) {
+    let k = b.ncols();
+    // Every row is exactly `k` long and `p < k`, so the reads need no check.
+    let a_rows = cut(&rows.a, k);
+    let b_rows = take_rows::<T, W>(&mut rows.b, b.row_stride, k);
+    let mut dots = [[T::ZERO; W]; R];
+    for p in 0..k {
+        multiply_add_by_rows(&mut dots, &gather(&a_rows, p), &gather(&b_rows, p));
+    }
+
+    for_each_tile_index!(ii => {
+        if ii < R {
+            let c_row = head_mut::<T, W>(&mut rows.c[ii][j..]);
+            let e_row = if EXTRA { head::<T, W>(&rows.e[ii][j..]) } else { &[T::ZERO; W] };
+            for_each_tile_index!(jj => {
+                if jj < W {
+                    c_row[jj] = f(c_row[jj], e_row[jj], dots[ii][jj]);
+                }
+            });
+        }
+    });
+}
+
+/// Rows `i..i + N` of `a`, each cut to its first `len` entries.
+#[inline(always)]
+fn rows<T: Scalar, const N: usize>(a: MatRef<'_, T>, i: usize, len: usize) -> [&[T]; N] {
+    let mut rows: [&[T]; N] = [&[]; N];
+    for_each_tile_index!(n => {
+        if n < N {
+            rows[n] = &a.row(i + n)[..len];
+        }
+    });
+    rows
+}
+
+/// Splits the first `N` rows, each cut to its first `len` entries, off `rest`, a row-major
+/// matrix with row stride `stride` whose last row may be short.
+#[inline(always)]
+fn take_rows<'a, T, const N: usize>(rest: &mut &'a [T], stride: usize, len: usize) -> [&'a [T]; N] {
+    let mut rows: [&[T]; N] = [&[]; N];
+    for_each_tile_index!(n => {
+        if n < N {
+            let remaining = *rest;
+            let (row, tail) = remaining.split_at(stride.min(remaining.len()));
+            rows[n] = &row[..len];
+            *rest = tail;
+        }
+    });
+    rows
+}
+
+/// `rows` with each row cut to its first `len` entries.
+#[inline(always)]
+fn cut<'a, T: Scalar, const N: usize>(rows: &[&'a [T]; N], len: usize) -> [&'a [T]; N] {
+    let mut cut: [&[T]; N] = [&[]; N];
+    for_each_tile_index!(n => {
+        if n < N {
+            cut[n] = &rows[n][..len];
+        }
+    });
+    cut
+}
+
+/// Rows `i..i + R` of `c` as `R` disjoint slices of `ncols` entries.
+#[inline(always)]
+fn rows_mut<'r, T, const R: usize>(c: &'r mut MatMut<'_, T>, i: usize) -> [&'r mut [T]; R] {
+    assert!(i + R <= c.nrows);
+    let (stride, n) = (c.row_stride, c.ncols);
+    let mut rest: &'r mut [T] = &mut c.data[i * stride..];
+    core::array::from_fn(|_| {
+        let remaining = core::mem::take(&mut rest);
+        let (row, tail) = remaining.split_at_mut(stride.min(remaining.len()));
+        rest = tail;
+        &mut row[..n]
+    })
+}
+
+/// `[rows[0][p], …, rows[N − 1][p]]`.
+#[inline(always)]
+fn gather<T: Scalar, const N: usize>(rows: &[&[T]; N], p: usize) -> [T; N] {
+    let mut values = [T::ZERO; N];
+    for_each_tile_index!(n => {
+        if n < N {
+            values[n] = rows[n][p];
+        }
+    });
+    values
+}
+
+/// `[rows[0][p] + rows2[0][p], …]`, each sum rounded once as a stored sum would be.
+#[inline(always)]
+fn gather_sum<T: Scalar, const N: usize>(rows: &[&[T]; N], rows2: &[&[T]; N], p: usize) -> [T; N] {
+    let mut values = [T::ZERO; N];
+    for_each_tile_index!(n => {
+        if n < N {
+            values[n] = rows[n][p] + rows2[n][p];
+        }
+    });
+    values
+}
+
+/// Element-wise `x + y`.
+#[inline(always)]
+fn add<T: Scalar, const N: usize>(x: &[T; N], y: &[T; N]) -> [T; N] {
+    let mut sum = [T::ZERO; N];
+    for_each_tile_index!(n => {
+        if n < N {
+            sum[n] = x[n] + y[n];
+        }
+    });
+    sum
+}
+
+/// One inner step of a tile, `acc[ii][jj] += a[ii]·b[jj]` (a separate multiply and add), one
+/// column at a time.
+///
+/// Going by columns, only the `R` values of `a` and one value of `b` are live next to the
+/// accumulators. [`gemm_direct`] runs fastest this way on the Cortex-M4F: its 2 × 8 tile took
+/// 2.2 instructions per multiply-add by rows and 1.8 by columns (`step_cost`, opt-level 3).
+#[inline(always)]
+fn multiply_add<T: Scalar, const R: usize, const W: usize>(
+    acc: &mut [[T; W]; R],
+    a: &[T; R],
+    b: &[T; W],
+) {
+    for_each_tile_index!(jj => {
+        if jj < W {
+            let b_value = b[jj];
+            for_each_tile_index!(ii => {
+                if ii < R {
+                    acc[ii][jj] += a[ii] * b_value;
+                }
+            });
+        }
+    });
+}
+
+/// [`multiply_add`] one row at a time, which [`nt_direct`]'s 4 × 4 tile prefers (its final pass
+/// of a 32 × 64 rank-8 step took 118,000 instructions this way, 124,000 by columns).
+#[inline(always)]
+fn multiply_add_by_rows<T: Scalar, const R: usize, const W: usize>(
+    acc: &mut [[T; W]; R],
+    a: &[T; R],
+    b: &[T; W],
+) {
+    for_each_tile_index!(ii => {
+        if ii < R {
+            let a_value = a[ii];
+            for_each_tile_index!(jj => {
+                if jj < W {
+                    acc[ii][jj] += a_value * b[jj];
+                }
+            });
+        }
+    });
+}
