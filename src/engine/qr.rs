@@ -141,19 +141,43 @@ pub(crate) fn project_out<T: Scalar>(
     j: usize,
     coefficients: &mut dyn FnMut(usize, T),
 ) {
+    if from >= j {
+        return;
+    }
     let n = a.nrows;
     let stride = a.row_stride;
+    let ncols = a.ncols;
+    // Every row slice below has `ncols` entries and every index is at most `j`, so this one
+    // check lets the compiler drop the bounds checks of the loops.
+    assert!(j < ncols);
     let data = &mut *a.data;
+
+    let mut dot = T::ZERO;
+    for i in 0..n {
+        let row = &data[i * stride..][..ncols];
+        dot += row[from] * row[j];
+    }
     for l in from..j {
-        let mut dot = T::ZERO;
-        for i in 0..n {
-            dot += data[at(stride, i, l)] * data[at(stride, i, j)];
-        }
-        for i in 0..n {
-            let q = data[at(stride, i, l)];
-            data[at(stride, i, j)] -= dot * q;
+        // The update with q_l and the dot product with q_{l+1} share one pass over the rows:
+        // the dot product reads each entry right after its update, so the operations and their
+        // order are those of two separate passes, and so are the bits.
+        let next = l + 1;
+        let mut next_dot = T::ZERO;
+        if next < j {
+            for i in 0..n {
+                let row = &mut data[i * stride..][..ncols];
+                let value = row[j] - dot * row[l];
+                row[j] = value;
+                next_dot += row[next] * value;
+            }
+        } else {
+            for i in 0..n {
+                let row = &mut data[i * stride..][..ncols];
+                row[j] -= dot * row[l];
+            }
         }
         coefficients(l, dot);
+        dot = next_dot;
     }
 }
 
