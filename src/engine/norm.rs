@@ -35,17 +35,20 @@ impl<T: Scalar> ScaledNorm<T> {
     /// Returns `(factor, denominator)` with `x·factor / denominator = x / (‖x‖ + ε)` for the
     /// vector this is the norm of.
     ///
-    /// While `‖x‖ + ε` is finite that is `(1, ‖x‖ + ε)`: one rounding of the sum, as the Dion
-    /// reference computes it. Past `T::MAX` the unscaled quotient would be `x/∞ = 0`, a lost
-    /// direction, so the scaled form `(2^-exp, value + ε·2^-exp)` is used instead.
+    /// The division runs in the scaled form `(2^-exp, value + ε·2^-exp)`. Scaling by a power of
+    /// two is exact, so while `‖x‖` and `‖x‖ + ε` are normal numbers this gives the same bits as
+    /// `x / (‖x‖ + ε)`, the reference's formula. It also keeps the direction where the plain
+    /// form fails: a norm above `T::MAX` (or `‖x‖ + ε` overflowing) would divide by `∞`, and a
+    /// subnormal norm would carry only a few significant bits. Only when `ε·2^-exp` itself
+    /// overflows (so `ε ≫ ‖x‖`) does it fall back to `(1, ‖x‖ + ε)`.
     #[inline]
     pub fn normalizer(self, epsilon: T) -> (T, T) {
-        let denominator = self.to_scalar() + epsilon;
-        if denominator.is_finite() {
-            (T::ONE, denominator)
+        let scale = self.scale();
+        let scaled_epsilon = epsilon * scale;
+        if scaled_epsilon.is_finite() {
+            (scale, self.value + scaled_epsilon)
         } else {
-            let scale = self.scale();
-            (scale, self.value + epsilon * scale)
+            (T::ONE, self.to_scalar() + epsilon)
         }
     }
 }
