@@ -103,7 +103,7 @@ pub(crate) fn scaled_norm<T: Scalar>(x: &[T]) -> ScaledNorm<T> {
 
 /// The Euclidean norm of `x`, without overflow or underflow in the intermediate sums.
 ///
-/// The result is `+∞` only when the true norm exceeds `T::MAX`, and NaN if `x` holds a NaN.
+/// The result is `+∞` only when the true norm exceeds `T::MAX`, and NaN if `x` contains a NaN.
 ///
 /// # Example
 /// ```
