@@ -105,7 +105,7 @@ pub enum Error {
     },
     /// An input entry is NaN or ±∞.
     NonFinite {
-        /// The matrix or vector that holds it.
+        /// The matrix or vector that contains it.
         operand: Operand,
         /// Its row (0 for vectors).
         row: usize,

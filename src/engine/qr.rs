@@ -49,7 +49,7 @@ impl Default for QrOptions {
     }
 }
 
-/// What [`qr_in_place`] found.
+/// Result of [`qr_in_place`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QrInfo {
@@ -60,14 +60,14 @@ pub struct QrInfo {
 
 /// Orthonormalises the columns of `a` in place, optionally writing the upper-triangular factor.
 ///
-/// On success `a` holds `Q` with `QᵀQ = I` (to a few `ε` with reorthogonalisation) and, if `r`
-/// is given, `r` holds the `k × k` upper-triangular `R` with a non-negative diagonal, so that
+/// On success `a` contains `Q` with `QᵀQ = I` (to a few `ε` with reorthogonalisation) and, if `r`
+/// is given, `r` contains the `k × k` upper-triangular `R` with a non-negative diagonal, so that
 /// `Q·R ≈ A`. `R` can hold `+∞` only where the exact entry exceeds `T::MAX`; `Q` is finite for
 /// every finite input.
 ///
 /// # Errors
 /// - [`Error::ShapeMismatch`] if `k > n` or `r` is not `k × k`.
-/// - [`Error::NonFinite`] if `a` holds a NaN or ±∞.
+/// - [`Error::NonFinite`] if `a` contains a NaN or ±∞.
 ///
 /// On error neither `a` nor `r` has been written.
 ///
@@ -361,7 +361,8 @@ mod tests {
         assert_eq!(a[2], core::f32::consts::FRAC_1_SQRT_2);
         assert!((a[0] * a[1] + a[2] * a[3]).abs() <= 1e-6);
         assert_eq!(r[2], 0.0);
-        assert!(r[3] >= 0.0 && r[3] <= 1e-6);
+        assert!(r[3] >= 0.0, "r22 = {}", r[3]);
+        assert!(r[3] <= 1e-6, "r22 = {}", r[3]);
     }
 
     #[test]

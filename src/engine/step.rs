@@ -857,7 +857,7 @@ mod scan_tests {
     }
 
     #[test]
-    fn scan_reports_first_bad_entry_per_operand_in_order() {
+    fn scan_reports_first_bad_entry() {
         let (mut x, mut grad, mut momentum, mut q) = inputs();
         q[7] = f32::INFINITY;
         assert_eq!(

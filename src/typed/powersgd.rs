@@ -27,7 +27,7 @@ impl<T: Scalar, const ROWS: usize, const COLS: usize, const RANK: usize>
         Err(_) => panic!("PowerSgd needs 1 <= RANK <= min(ROWS, COLS)"),
     };
 
-    /// A fresh state: `E = 0` and `Q` standard normal from `seed`.
+    /// Creates a state with `E = 0` and `Q` standard normal from `seed`.
     ///
     /// # Errors
     /// [`Error::InvalidHyperparameter`] if `config` is invalid.
@@ -43,7 +43,7 @@ impl<T: Scalar, const ROWS: usize, const COLS: usize, const RANK: usize>
         })
     }
 
-    /// A fresh state with `E = 0` and the given `Q` (`min(ROWS, COLS) × RANK`, row-major).
+    /// Creates a state with `E = 0` and the given `Q` (`min(ROWS, COLS) × RANK`, row-major).
     ///
     /// # Errors
     /// As for [`Dion::with_q`](super::Dion::with_q).
