@@ -169,9 +169,18 @@ pub fn dion_step<T: Scalar>(
     state: StepState<'_, T>,
     scratch: StepScratch<'_, T>,
 ) -> Result<StepInfo, Error> {
-    let phase = DionPhaseP::begin_any(shape, config, x, grad, state, scratch)?;
-    let phase = phase.project_with(Completion::Range)?;
-    phase.finish()
+    // The phases run on one `Core` by reference: moving it through the phase types would keep a
+    // copy of it per phase in this frame (about 450 bytes on thumbv7em).
+    config.validate()?;
+    let mut core = Core::new(shape, x, grad, state, scratch);
+    core.start()?;
+    let info = core.project(
+        config.qr,
+        Completion::Range,
+        config.power_iters - 1,
+        config.epsilon,
+    )?;
+    finish(&mut core, config, info.rank)
 }
 
 /// A Dion step after `P = W·Q`, before orthonormalisation: the point where data-parallel
@@ -220,19 +229,9 @@ impl<'a, T: Scalar> DionPhaseP<'a, T> {
                 "1 for the phased step (each iteration would need its own exchange)",
             ));
         }
-        Self::begin_any(shape, config, x, grad, state, scratch)
-    }
-
-    fn begin_any(
-        shape: StepShape,
-        config: &DionConfig<T>,
-        x: &'a mut [T],
-        grad: &'a [T],
-        state: StepState<'a, T>,
-        scratch: StepScratch<'a, T>,
-    ) -> Result<Self, Error> {
         config.validate()?;
-        let core = Core::begin(shape, x, grad, state, scratch)?;
+        let mut core = Core::new(shape, x, grad, state, scratch);
+        core.start()?;
         Ok(Self {
             core,
             config: *config,
@@ -248,15 +247,9 @@ impl<'a, T: Scalar> DionPhaseP<'a, T> {
     ///
     /// # Errors
     /// [`Error::Overflow`] if `P` (after averaging) or `R` is not finite.
-    pub fn project(self) -> Result<DionPhaseR<'a, T>, Error> {
-        self.project_with(Completion::Zero)
-    }
-
-    fn project_with(mut self, completion: Completion) -> Result<DionPhaseR<'a, T>, Error> {
+    pub fn project(mut self) -> Result<DionPhaseR<'a, T>, Error> {
         let c = self.config;
-        let info = self
-            .core
-            .project(c.qr, completion, c.power_iters - 1, c.epsilon)?;
+        let info = self.core.project(c.qr, Completion::Zero, 0, c.epsilon)?;
         Ok(DionPhaseR {
             core: self.core,
             config: c,
@@ -277,43 +270,62 @@ impl<T: Scalar> DionPhaseR<'_, T> {
     /// [`Error::Overflow`] if `R` (after averaging) is not finite or the new `M` or `X` could
     /// exceed `T::MAX`; nothing is written then.
     pub fn finish(mut self) -> Result<StepInfo, Error> {
-        let s = self.core.shape;
-        let config = self.config;
-        let scan = self.core.scan;
-        let max_r = self.core.max_r()?;
-
-        // Bounds for the commit. P has orthonormal columns, so every row of P has norm ≤ 1 and
-        // |(P Rᵀ)ᵢⱼ| ≤ ‖Rⱼ‖ ≤ √k·max|R|; the new Q has columns of norm ≤ 1, so
-        // |(P Qᵀ)ᵢⱼ| ≤ √k. Half of T::MAX leaves room for the rounding of the sums.
-        let sqrt_k = T::from_usize(s.rank()).sqrt();
-        let limit = T::MAX / (T::ONE + T::ONE);
-        let c1 = T::ONE - config.momentum;
-        if !(scan.max_b + c1 * (sqrt_k * max_r) <= limit) {
-            return Err(Error::Overflow {
-                operand: Operand::Momentum,
-            });
-        }
-        let lr_scaled = scaled_lr(config.lr, s);
-        let decay = T::ONE - config.lr * config.weight_decay;
-        if !(scan.max_x * decay + lr_scaled * sqrt_k <= limit) {
-            return Err(Error::Overflow {
-                operand: Operand::Param,
-            });
-        }
-
-        // Commit: nothing below can fail.
-        let zero_columns = self.core.commit_factors(QUpdate::Normalize(config.epsilon));
-        self.core.apply(
-            Update {
-                c1,
-                decay,
-                c2: lr_scaled,
-            },
-            true,
-        );
-        Ok(StepInfo {
-            qr_rank: self.qr_rank,
-            zero_columns,
-        })
+        finish(&mut self.core, &self.config, self.qr_rank)
     }
+}
+
+/// Checks that the update stays finite, then writes `Q`, `M` and `X` (see [`DionPhaseR::finish`]).
+#[inline(always)]
+fn finish<T: Scalar>(
+    core: &mut Core<'_, T>,
+    config: &DionConfig<T>,
+    qr_rank: usize,
+) -> Result<StepInfo, Error> {
+    let update = commit_bounds(core, config)?;
+
+    // Commit: nothing below can fail.
+    let zero_columns = core.commit_factors(QUpdate::Normalize(config.epsilon));
+    core.apply(update, true);
+    Ok(StepInfo {
+        qr_rank,
+        zero_columns,
+    })
+}
+
+/// The coefficients of the final pass, once the bounds show that it stays finite.
+///
+/// # Errors
+/// [`Error::Overflow`] if `R` is not finite or the new `M` or `X` could exceed `T::MAX`.
+#[inline(never)]
+fn commit_bounds<T: Scalar>(
+    core: &mut Core<'_, T>,
+    config: &DionConfig<T>,
+) -> Result<Update<T>, Error> {
+    let s = core.shape;
+    let scan = core.scan;
+    let max_r = core.max_r()?;
+
+    // Bounds for the commit. P has orthonormal columns, so every row of P has norm ≤ 1 and
+    // |(P Rᵀ)ᵢⱼ| ≤ ‖Rⱼ‖ ≤ √k·max|R|; the new Q has columns of norm ≤ 1, so
+    // |(P Qᵀ)ᵢⱼ| ≤ √k. Half of T::MAX leaves room for the rounding of the sums.
+    let sqrt_k = T::from_usize(s.rank()).sqrt();
+    let limit = T::MAX / (T::ONE + T::ONE);
+    let c1 = T::ONE - config.momentum;
+    if !(scan.max_b + c1 * (sqrt_k * max_r) <= limit) {
+        return Err(Error::Overflow {
+            operand: Operand::Momentum,
+        });
+    }
+    let lr_scaled = scaled_lr(config.lr, s);
+    let decay = T::ONE - config.lr * config.weight_decay;
+    if !(scan.max_x * decay + lr_scaled * sqrt_k <= limit) {
+        return Err(Error::Overflow {
+            operand: Operand::Param,
+        });
+    }
+    Ok(Update {
+        c1,
+        decay,
+        c2: lr_scaled,
+    })
 }

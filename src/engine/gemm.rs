@@ -159,6 +159,7 @@ pub(crate) fn check_shape(
 ///
 /// The Dion step passes `A = M`, `A2 = G`, so `B = M + G` is formed entry by entry as it is read
 /// and never stored. The sum is rounded once, exactly as a stored `M + G` would be.
+#[inline(always)]
 pub(crate) fn gemm_nn<T: Scalar, const ADD: bool>(
     c: &mut MatMut<'_, T>,
     a: MatRef<'_, T>,
@@ -175,6 +176,7 @@ pub(crate) fn gemm_nn<T: Scalar, const ADD: bool>(
 }
 
 /// `C = (A + A2)ᵀ·B`, or `C = Aᵀ·B` when `ADD` is false (then `a2` is not read).
+#[inline(always)]
 pub(crate) fn gemm_tn<T: Scalar, const ADD: bool>(
     c: &mut MatMut<'_, T>,
     a: MatRef<'_, T>,

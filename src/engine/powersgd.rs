@@ -75,7 +75,8 @@ pub fn powersgd_step<T: Scalar>(
     scratch: StepScratch<'_, T>,
 ) -> Result<StepInfo, Error> {
     config.validate()?;
-    let mut core = Core::begin(shape, x, grad, state, scratch)?;
+    let mut core = Core::new(shape, x, grad, state, scratch);
+    core.start()?;
     // Between extra power iterations R is normalised only to keep its scale in range; the
     // smallest normal number avoids 0/0 on a zero column without changing the direction.
     let info = core.project(

@@ -224,6 +224,7 @@ fn project_panel<T: Scalar>(a: &mut MatMut<'_, T>, l: usize, j0: usize, dots: &m
 /// `complete(a, j)` must overwrite column `j` with a unit vector orthogonal to columns `0..j`,
 /// or with zeros; [`complete_column`] is the default, the Dion step passes one that prefers
 /// directions in the range of `B`.
+#[inline(never)]
 pub(crate) fn mgs<T: Scalar>(
     a: &mut MatMut<'_, T>,
     mut r: Option<&mut MatMut<'_, T>>,

@@ -272,7 +272,7 @@ impl<T: Scalar> Magnitudes<T> {
 ///
 /// Not inlined, so that an instruction profile of a step shows the scan apart; the call costs a
 /// few instructions per step.
-#[inline(never)]
+#[inline(always)]
 pub(crate) fn scan<T: Scalar>(
     shape: StepShape,
     x: &[T],
@@ -322,20 +322,12 @@ pub(crate) struct Operator<'a, T> {
 
 impl<T: Scalar> Operator<'_, T> {
     /// `out = W·Q` for `Q` with `inner` rows.
+    #[inline(always)]
     pub fn apply(&self, q: MatRef<'_, T>, out: &mut MatMut<'_, T>) {
         if self.transposed {
             gemm_tn::<T, true>(out, self.m, self.g, q);
         } else {
             gemm_nn::<T, true>(out, self.m, self.g, q);
-        }
-    }
-
-    /// `out = Wᵀ·P` for `P` with `outer` rows.
-    pub fn apply_transpose(&self, p: MatRef<'_, T>, out: &mut MatMut<'_, T>) {
-        if self.transposed {
-            gemm_nn::<T, true>(out, self.m, self.g, p);
-        } else {
-            gemm_tn::<T, true>(out, self.m, self.g, p);
         }
     }
 
@@ -488,32 +480,9 @@ pub(crate) enum Completion {
     Zero,
 }
 
-/// PowerIter1 after `P = W·Q`: orthonormalises `P`, then `R = Wᵀ·P`; `power_iters − 1` more
-/// rounds with `Q` replaced by the normalised `R`. Fails only if `P` or `R` is not finite.
-pub(crate) fn project<T: Scalar>(
-    operator: Operator<'_, T>,
-    p: &mut MatMut<'_, T>,
-    r: &mut MatMut<'_, T>,
-    qr: QrOptions,
-    completion: Completion,
-    extra_iters: usize,
-    epsilon: T,
-) -> Result<QrInfo, Error> {
-    let mut info = orthonormalize(operator, p, qr, completion)?;
-    operator.apply_transpose(p.as_ref(), r);
-    for _ in 0..extra_iters {
-        check_finite(Operand::R, r)?;
-        super::power::normalize_columns(r.reborrow(), epsilon);
-        operator.apply(r.as_ref(), p);
-        info = orthonormalize(operator, p, qr, completion)?;
-        operator.apply_transpose(p.as_ref(), r);
-    }
-    check_finite(Operand::R, r)?;
-    Ok(info)
-}
-
+#[inline(always)]
 fn orthonormalize<T: Scalar>(
-    operator: Operator<'_, T>,
+    operator: &Operator<'_, T>,
     p: &mut MatMut<'_, T>,
     qr: QrOptions,
     completion: Completion,
@@ -528,7 +497,7 @@ fn orthonormalize<T: Scalar>(
                 if spanned {
                     zero_column(p, j);
                 } else {
-                    spanned = !complete_from_range(operator, p, j);
+                    spanned = !complete_from_range(*operator, p, j);
                 }
             })
         }
@@ -572,6 +541,7 @@ pub(crate) struct Update<T> {
 /// index from zero, like the other kernels, and every tile updates its entries of `M` (first
 /// pass, which also reads `G`) or of `X` (second pass) while still in registers.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub(crate) fn apply_update<T: Scalar>(
     x: &mut MatMut<'_, T>,
     m: &mut MatMut<'_, T>,
@@ -630,37 +600,94 @@ fn view_mut<T>(data: &mut [T], nrows: usize, ncols: usize) -> MatMut<'_, T> {
 }
 
 impl<'a, T: Scalar> Core<'a, T> {
-    /// Checks buffers and inputs, then computes `P = W·Q`.
-    pub fn begin(
+    /// Holds the buffers of a step; nothing is checked or computed until [`start`](Self::start).
+    ///
+    /// Built in place and then worked on by reference, so a step keeps one `Core` in its stack
+    /// frame rather than a copy per `Result` it passes through.
+    pub fn new(
         shape: StepShape,
         x: &'a mut [T],
         grad: &'a [T],
         state: StepState<'a, T>,
         scratch: StepScratch<'a, T>,
-    ) -> Result<Self, Error> {
-        check_buffers(shape, x, grad, &state, &scratch)?;
-        let scan = scan(shape, x, grad, state.momentum, state.q)?;
-        let core = Self {
+    ) -> Self {
+        Self {
             shape,
             x,
             grad,
             state,
             scratch,
-            scan,
-        };
-        let s = core.shape;
-        let operator = Operator {
-            m: view(core.state.momentum, s.rows(), s.cols()),
-            g: view(core.grad, s.rows(), s.cols()),
-            transposed: s.transposed(),
-        };
-        let q = view(core.state.q, s.inner(), s.rank());
-        let mut p = view_mut(core.scratch.p, s.outer(), s.rank());
-        operator.apply(q, &mut p);
-        Ok(core)
+            scan: Scan {
+                max_b: T::ZERO,
+                max_x: T::ZERO,
+            },
+        }
     }
 
-    /// Orthonormalises `P` and computes `R = Wᵀ·P` (plus `extra_iters` more rounds).
+    /// Checks buffers and inputs, then computes `P = W·Q`.
+    #[inline(always)]
+    pub fn start(&mut self) -> Result<(), Error> {
+        self.check()?;
+        self.product_p();
+        Ok(())
+    }
+
+    /// Checks the buffer lengths and scans the inputs.
+    #[inline(never)]
+    fn check(&mut self) -> Result<(), Error> {
+        let s = self.shape;
+        check_buffers(s, self.x, self.grad, &self.state, &self.scratch)?;
+        self.scan = scan(s, self.x, self.grad, self.state.momentum, self.state.q)?;
+        Ok(())
+    }
+
+    /// `P = W·Q`.
+    #[inline(always)]
+    fn product_p(&mut self) {
+        if self.shape.transposed() {
+            self.product::<true, true>();
+        } else {
+            self.product::<true, false>();
+        }
+    }
+
+    /// One product of PowerIter1: `P = W·Q` when `TO_P`, else `R = Wᵀ·P`; `TRANSPOSED` is
+    /// [`StepShape::transposed`].
+    ///
+    /// One function per variant, each building its own views: the stack of a step then holds
+    /// one kernel frame below the step's own, instead of a frame with views calling a kernel
+    /// that handles every variant (about 600 bytes together on the Cortex-M4F).
+    #[inline(never)]
+    fn product<const TO_P: bool, const TRANSPOSED: bool>(&mut self) {
+        let s = self.shape;
+        let m = view(self.state.momentum, s.rows(), s.cols());
+        let g = view(self.grad, s.rows(), s.cols());
+        if TO_P {
+            let q = view(self.state.q, s.inner(), s.rank());
+            let mut p = view_mut(self.scratch.p, s.outer(), s.rank());
+            if TRANSPOSED {
+                gemm_tn::<T, true>(&mut p, m, g, q);
+            } else {
+                gemm_nn::<T, true>(&mut p, m, g, q);
+            }
+        } else {
+            let p = view(self.scratch.p, s.outer(), s.rank());
+            let mut r = view_mut(self.scratch.r, s.inner(), s.rank());
+            if TRANSPOSED {
+                gemm_nn::<T, true>(&mut r, m, g, p);
+            } else {
+                gemm_tn::<T, true>(&mut r, m, g, p);
+            }
+        }
+    }
+
+    /// PowerIter1 after `P = W·Q`: orthonormalises `P`, then `R = Wᵀ·P`; `extra_iters` more
+    /// rounds with `Q` replaced by the normalised `R`. Fails only if `P` or `R` is not finite.
+    ///
+    /// Each part runs in a function of its own that builds its views itself, so the stack of a
+    /// step is this caller's frame plus the deepest part, not a chain of frames each holding
+    /// views of the same buffers.
+    #[inline(always)]
     pub fn project(
         &mut self,
         qr: QrOptions,
@@ -668,6 +695,20 @@ impl<'a, T: Scalar> Core<'a, T> {
         extra_iters: usize,
         epsilon: T,
     ) -> Result<QrInfo, Error> {
+        let mut info = self.orthonormalize(qr, completion)?;
+        self.product_r();
+        for _ in 0..extra_iters {
+            self.next_round(epsilon)?;
+            info = self.orthonormalize(qr, completion)?;
+            self.product_r();
+        }
+        self.check_r()?;
+        Ok(info)
+    }
+
+    /// Orthonormalises `P` in place (QR with the given completion rule).
+    #[inline(never)]
+    fn orthonormalize(&mut self, qr: QrOptions, completion: Completion) -> Result<QrInfo, Error> {
         let s = self.shape;
         let operator = Operator {
             m: view(self.state.momentum, s.rows(), s.cols()),
@@ -675,19 +716,47 @@ impl<'a, T: Scalar> Core<'a, T> {
             transposed: s.transposed(),
         };
         let mut p = view_mut(self.scratch.p, s.outer(), s.rank());
-        let mut r = view_mut(self.scratch.r, s.inner(), s.rank());
-        project(
-            operator,
-            &mut p,
-            &mut r,
-            qr,
-            completion,
-            extra_iters,
-            epsilon,
-        )
+        orthonormalize(&operator, &mut p, qr, completion)
+    }
+
+    /// `R = Wᵀ·P`.
+    #[inline(always)]
+    fn product_r(&mut self) {
+        if self.shape.transposed() {
+            self.product::<false, true>();
+        } else {
+            self.product::<false, false>();
+        }
+    }
+
+    /// Starts another power iteration: checks `R`, normalises its columns and sets `P = W·R`.
+    /// Out of line and cold: the reference runs one iteration.
+    #[inline(never)]
+    #[cold]
+    fn next_round(&mut self, epsilon: T) -> Result<(), Error> {
+        self.check_r()?;
+        let s = self.shape;
+        super::power::normalize_columns(view_mut(self.scratch.r, s.inner(), s.rank()), epsilon);
+        let operator = Operator {
+            m: view(self.state.momentum, s.rows(), s.cols()),
+            g: view(self.grad, s.rows(), s.cols()),
+            transposed: s.transposed(),
+        };
+        let r = view(self.scratch.r, s.inner(), s.rank());
+        let mut p = view_mut(self.scratch.p, s.outer(), s.rank());
+        operator.apply(r, &mut p);
+        Ok(())
+    }
+
+    /// [`Error::Overflow`] if `R` is not finite.
+    #[inline(never)]
+    fn check_r(&mut self) -> Result<(), Error> {
+        let s = self.shape;
+        check_finite(Operand::R, &view_mut(self.scratch.r, s.inner(), s.rank()))
     }
 
     /// `max |R|`, or [`Error::Overflow`] if `R` is not finite.
+    #[inline(always)]
     pub fn max_r(&mut self) -> Result<T, Error> {
         let s = self.shape;
         let r = view_mut(self.scratch.r, s.inner(), s.rank());
@@ -700,6 +769,7 @@ impl<'a, T: Scalar> Core<'a, T> {
     /// the range of `W` is rounding noise of that size (each entry is a length-`n` dot product),
     /// so such a column has no direction worth following. With `B = 0` every column is
     /// negligible, which reproduces the reference's all-zero branch. Returns how many were.
+    #[inline(never)]
     pub fn commit_factors(&mut self, rule: QUpdate<T>) -> usize {
         let s = self.shape;
         let (m, k) = (s.inner(), s.rank());
@@ -759,6 +829,7 @@ impl<'a, T: Scalar> Core<'a, T> {
 
     /// Runs the fused final pass `M ← B − c1·(P Rᵀ)`, `X ← decay·X − c2·(P Fᵀ)`, where `F` is
     /// the new `Q` (Dion) or `R` (PowerSGD), both transposed back when `W = Bᵀ`.
+    #[inline(never)]
     pub fn apply(&mut self, update: Update<T>, x_factor_is_q: bool) {
         let s = self.shape;
         let (k, inner, outer) = (s.rank(), s.inner(), s.outer());

@@ -51,6 +51,11 @@ macro_rules! for_each_tile_index {
 /// `C = A·B` they come from `DIRECT_MR` rows of `A`, one slice each. `A + A2` is formed as it
 /// is read, once per tile: a tile of `DIRECT_NR = 8` columns spans a whole rank-8 factor, so
 /// that is once per entry of `A`.
+///
+/// The column strips are the outer loop, one function per width: a strip's code then holds one
+/// tile shape, and its few pointers stay in registers. With all widths in one function the
+/// Cortex-M4F build spilled about 60 values, a 352-byte stack frame.
+#[inline(always)]
 pub(crate) fn gemm_direct<T: Scalar, const ADD: bool, const TRANSPOSED: bool>(
     c: &mut MatMut<'_, T>,
     a: MatRef<'_, T>,
@@ -68,13 +73,49 @@ pub(crate) fn gemm_direct<T: Scalar, const ADD: bool, const TRANSPOSED: bool>(
         return;
     }
 
+    let mut j = 0;
+    while j + DIRECT_NR <= n {
+        gemm_strip::<T, DIRECT_NR, ADD, TRANSPOSED>(c, &a, &a2, &b, j);
+        j += DIRECT_NR;
+    }
+    while j + DIRECT_NR / 2 <= n {
+        gemm_strip::<T, { DIRECT_NR / 2 }, ADD, TRANSPOSED>(c, &a, &a2, &b, j);
+        j += DIRECT_NR / 2;
+    }
+    while j + DIRECT_NR / 4 <= n {
+        gemm_strip::<T, { DIRECT_NR / 4 }, ADD, TRANSPOSED>(c, &a, &a2, &b, j);
+        j += DIRECT_NR / 4;
+    }
+    while j < n {
+        gemm_strip::<T, 1, ADD, TRANSPOSED>(c, &a, &a2, &b, j);
+        j += 1;
+    }
+}
+
+/// Columns `j..j + W` of `C = op(A + A2)·B`, swept top to bottom in blocks of `DIRECT_MR` rows.
+#[inline(always)]
+fn gemm_strip<T: Scalar, const W: usize, const ADD: bool, const TRANSPOSED: bool>(
+    c: &mut MatMut<'_, T>,
+    a: &MatRef<'_, T>,
+    a2: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    j: usize,
+) {
+    let m = c.nrows();
+    let k = b.nrows();
+    let b_panel = Panel::<T, W>::new(b.data, b.row_stride, 0, k, j);
+    let a2 = if ADD { a2 } else { a };
     let mut i = 0;
     while i + DIRECT_MR <= m {
-        gemm_row_block::<T, DIRECT_MR, ADD, TRANSPOSED>(c, a, a2, b, i);
+        let left = left::<T, DIRECT_MR, TRANSPOSED>(a, a2, i, k);
+        let acc = gemm_tile::<T, DIRECT_MR, W, ADD>(&left, &b_panel);
+        store(c, i, j, &acc);
         i += DIRECT_MR;
     }
     while i < m {
-        gemm_row_block::<T, 1, ADD, TRANSPOSED>(c, a, a2, b, i);
+        let left = left::<T, 1, TRANSPOSED>(a, a2, i, k);
+        let acc = gemm_tile::<T, 1, W, ADD>(&left, &b_panel);
+        store(c, i, j, &acc);
         i += 1;
     }
 }
@@ -88,58 +129,31 @@ enum Left<'a, T, const R: usize> {
     Rows([&'a [T]; R], [&'a [T]; R]),
 }
 
-/// Rows `i..i + R` of `C = op(A + A2)·B`, swept left to right with the widest tile that fits.
+/// `op(A)` and `op(A2)` for rows `i..i + R` of `C`, with `k` inner indices.
 #[inline(always)]
-fn gemm_row_block<T: Scalar, const R: usize, const ADD: bool, const TRANSPOSED: bool>(
-    c: &mut MatMut<'_, T>,
-    a: MatRef<'_, T>,
-    a2: MatRef<'_, T>,
-    b: MatRef<'_, T>,
+fn left<'a, T: Scalar, const R: usize, const TRANSPOSED: bool>(
+    a: &MatRef<'a, T>,
+    a2: &MatRef<'a, T>,
     i: usize,
-) {
-    let (k, n) = b.shape();
-    let left = if TRANSPOSED {
-        let a2_panel = if ADD { a2 } else { a };
+    k: usize,
+) -> Left<'a, T, R> {
+    if TRANSPOSED {
         Left::Columns(
             Panel::new(a.data, a.row_stride, 0, k, i),
-            Panel::new(a2_panel.data, a2_panel.row_stride, 0, k, i),
+            Panel::new(a2.data, a2.row_stride, 0, k, i),
         )
     } else {
-        let a_rows = rows::<T, R>(a, i, k);
-        Left::Rows(a_rows, if ADD { rows::<T, R>(a2, i, k) } else { a_rows })
-    };
-    let mut c_rows = rows_mut::<T, R>(c, i);
-
-    let mut j = 0;
-    while j + DIRECT_NR <= n {
-        gemm_tile::<T, R, DIRECT_NR, ADD>(&mut c_rows, &left, b, j);
-        j += DIRECT_NR;
-    }
-    while j + DIRECT_NR / 2 <= n {
-        gemm_tile::<T, R, { DIRECT_NR / 2 }, ADD>(&mut c_rows, &left, b, j);
-        j += DIRECT_NR / 2;
-    }
-    while j + DIRECT_NR / 4 <= n {
-        gemm_tile::<T, R, { DIRECT_NR / 4 }, ADD>(&mut c_rows, &left, b, j);
-        j += DIRECT_NR / 4;
-    }
-    while j < n {
-        gemm_tile::<T, R, 1, ADD>(&mut c_rows, &left, b, j);
-        j += 1;
+        Left::Rows(rows::<T, R>(*a, i, k), rows::<T, R>(*a2, i, k))
     }
 }
 
-/// Computes the `R × W` tile at column `j` of one row block of [`gemm_direct`] over the whole
-/// inner dimension (at least 1), and stores it into `c_rows`.
+/// The `R × W` tile of one row block of [`gemm_direct`], summed over the whole inner dimension
+/// (at least 1).
 #[inline(always)]
 fn gemm_tile<T: Scalar, const R: usize, const W: usize, const ADD: bool>(
-    c_rows: &mut [&mut [T]; R],
     left: &Left<'_, T, R>,
-    b: MatRef<'_, T>,
-    j: usize,
-) {
-    let k = b.nrows();
-    let b_panel = Panel::<T, W>::new(b.data, b.row_stride, 0, k, j);
+    b_panel: &Panel<'_, T, W>,
+) -> [[T; W]; R] {
     let mut acc = [[T::ZERO; W]; R];
     match left {
         Left::Columns(a_panel, a2_panel) => {
@@ -160,6 +174,7 @@ fn gemm_tile<T: Scalar, const R: usize, const W: usize, const ADD: bool>(
         }
         Left::Rows(a_rows, a2_rows) => {
             // Every row is exactly `k` long and `p < k`, so the reads need no check.
+            let k = a_rows[0].len();
             let a_values = |p: usize| {
                 if ADD {
                     gather_sum(a_rows, a2_rows, p)
@@ -173,10 +188,21 @@ fn gemm_tile<T: Scalar, const R: usize, const W: usize, const ADD: bool>(
             multiply_add(&mut acc, &a_values(k - 1), b_panel.last);
         }
     }
+    acc
+}
 
+/// Writes the tile `acc` to `C[i.., j..]`.
+#[inline(always)]
+fn store<T: Scalar, const R: usize, const W: usize>(
+    c: &mut MatMut<'_, T>,
+    i: usize,
+    j: usize,
+    acc: &[[T; W]; R],
+) {
+    let stride = c.row_stride;
     for_each_tile_index!(ii => {
         if ii < R {
-            let c_row = head_mut::<T, W>(&mut c_rows[ii][j..]);
+            let c_row = head_mut::<T, W>(&mut c.data[(i + ii) * stride + j..]);
             for_each_tile_index!(jj => {
                 if jj < W {
                     c_row[jj] = acc[ii][jj];
