@@ -72,6 +72,24 @@ fn measure_dion<const R: usize, const C: usize, const K: usize>(
     let stack = stack_used(sp, PAINT_BYTES);
     result?;
 
+    // A rank-deficient step takes the deepest path: a rank-1 gradient on a fresh state makes
+    // `B·Q` rank 1, so the QR completes the other columns from the range of `B`.
+    let mut fresh = Dion::<f32, R, C, K>::new(DionConfig::default(), 5)?;
+    let mut rank_one = Matrix::<f32, R, C>::zeros();
+    let (mut u, mut v) = ([0.0f32; R], [0.0f32; C]);
+    rng.fill(&mut u);
+    rng.fill(&mut v);
+    for (row, &u_i) in rank_one.as_mut_slice().chunks_exact_mut(C).zip(&u) {
+        for (entry, &v_j) in row.iter_mut().zip(&v) {
+            *entry = u_i * v_j;
+        }
+    }
+    let mut other_weight = weight.clone();
+    let sp = paint_stack(PAINT_BYTES);
+    let result = dion_step_once(&mut fresh, &mut other_weight, &rank_one);
+    let stack_deficient = stack_used(sp, PAINT_BYTES);
+    let info = result?;
+
     let multiply_adds = 4 * R * C * K;
     let (mut min, mut max, mut total) = (u64::MAX, 0u64, 0u64);
     for _ in 0..MEASURED_STEPS {
@@ -85,11 +103,13 @@ fn measure_dion<const R: usize, const C: usize, const K: usize>(
     }
     let mean = total / MEASURED_STEPS as u64;
     defmt::info!(
-        "dion {=usize}x{=usize} r{=usize}: stack {=usize} B, state {=usize} B, instructions/step min {=u64} mean {=u64} max {=u64}, multiply-adds {=usize}, instructions per multiply-add {=f32}",
+        "dion {=usize}x{=usize} r{=usize}: stack {=usize} B (rank-deficient step, QR rank {=usize}: {=usize} B), state {=usize} B, instructions/step min {=u64} mean {=u64} max {=u64}, multiply-adds {=usize}, instructions per multiply-add {=f32}",
         R,
         C,
         K,
         stack,
+        info.qr_rank,
+        stack_deficient,
         core::mem::size_of::<Dion<f32, R, C, K>>(),
         min,
         mean,
