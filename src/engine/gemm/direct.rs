@@ -197,6 +197,9 @@ pub(crate) fn nt_direct<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T>(
     f: &F,
 ) {
     let m = a.nrows();
+    if c.ncols == 0 {
+        return;
+    }
     let mut i = 0;
     while i + NT_MR <= m {
         nt_row_block::<T, EXTRA, F, NT_MR>(c, extra, a, b, f, i);
@@ -209,6 +212,11 @@ pub(crate) fn nt_direct<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T>(
 }
 
 /// Rows `i..i + R` of [`nt_direct`], swept left to right with the widest tile that fits.
+///
+/// Not inlined, so that the two passes of a step's final update each get a frame of their
+/// own. Inlining them into `apply_update` saved nothing: the final pass of a 32 × 64 rank-8
+/// step took 104,400 instructions this way and 105,000 inlined (opt-level 3,
+/// `examples/mcu/profile.sh`).
 #[inline(never)]
 fn nt_row_block<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T, const R: usize>(
     c: &mut MatMut<'_, T>,
@@ -232,6 +240,7 @@ fn nt_row_block<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T, const R: usiz
         });
         return;
     }
+    // From here on `k ≥ 1`, so the tiles need no empty-sum case.
     let mut tiles = NtTiles {
         c: rows_mut::<T, R>(c, i),
         e: if EXTRA {
@@ -259,8 +268,8 @@ fn nt_row_block<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T, const R: usiz
     }
 }
 
-/// What is left of the operands of one row block of [`nt_direct`]: the tiles go left to right,
-/// and each takes its entries of `C` and `E` and its rows of `B` off the front.
+/// The unprocessed part of the operands of one row block of [`nt_direct`]. The tiles go left to
+/// right, and each takes its entries of `C` and `E` and its rows of `B` off the front.
 struct NtTiles<'r, T, const R: usize> {
     /// The rows of `C`, all of the same length.
     c: [&'r mut [T]; R],
@@ -284,7 +293,8 @@ struct BRows<'a, T> {
 impl<'a, T> BRows<'a, T> {
     fn new(b: MatRef<'a, T>, k: usize) -> Self {
         let n = b.nrows;
-        assert!(n >= 1 && k <= b.ncols);
+        assert!(n >= 1);
+        assert!(k <= b.ncols);
         let body_len = (n - 1) * b.row_stride;
         Self {
             body: &b.data[..body_len],
@@ -294,7 +304,8 @@ impl<'a, T> BRows<'a, T> {
         }
     }
 
-    /// Takes the next row off the front; past the last row it returns the last row again.
+    /// Takes the next row off the front. The tiles of a row block take exactly one call per
+    /// row of `B`, so the call after the body runs out is the one for the last row.
     #[inline(always)]
     fn take(&mut self) -> &'a [T] {
         match self.body.split_at_checked(self.stride) {
@@ -484,8 +495,9 @@ fn multiply_add<T: Scalar, const R: usize, const W: usize>(
     });
 }
 
-/// [`multiply_add`] one row at a time, which [`nt_direct`]'s 4 × 4 tile prefers (its final pass
-/// of a 32 × 64 rank-8 step took 118,000 instructions this way, 124,000 by columns).
+/// [`multiply_add`] one row at a time, which [`nt_direct`]'s 4 × 4 tile prefers: the final pass
+/// of a 32 × 64 rank-8 step took 104,400 instructions this way and 105,900 by columns
+/// (opt-level 3, `examples/mcu/profile.sh`).
 #[inline(always)]
 fn multiply_add_by_rows<T: Scalar, const R: usize, const W: usize>(
     acc: &mut [[T; W]; R],
