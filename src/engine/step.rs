@@ -172,21 +172,6 @@ pub(crate) struct Scan<T> {
     pub max_x: T,
 }
 
-#[inline(always)]
-fn fold_max<T: Scalar>(max: T, value: T) -> T {
-    // A NaN value wins, and a NaN maximum stays: any NaN makes the result NaN.
-    let v = value.abs();
-    if max.is_nan() || !(v <= max) {
-        if max.is_nan() {
-            max
-        } else {
-            v
-        }
-    } else {
-        max
-    }
-}
-
 fn first_bad<T: Scalar>(operand: Operand, data: &[T], cols: usize) -> Result<(), Error> {
     match data.iter().position(|v| !v.is_finite()) {
         Some(index) => Err(Error::NonFinite {
@@ -198,71 +183,14 @@ fn first_bad<T: Scalar>(operand: Operand, data: &[T], cols: usize) -> Result<(),
     }
 }
 
-/// Independent lanes of the input scan: a 128-bit vector of f32 on the host, and enough
-/// unrolling on a scalar core. The lanes are written out by hand ([`Magnitudes::push`]) because
-/// at opt-level "s" LLVM unrolls no loop for Arm M-profile cores, and a loop over lanes would
-/// keep them in memory.
-const SCAN_LANES: usize = 4;
-
-/// The largest magnitude in a run of values, and a check that they are all finite.
+/// `max |value|` over `values`, or a NaN if any value is NaN ([`Scalar::max_magnitude`]).
 ///
-/// The maximum alone cannot see a NaN, because a NaN never wins a comparison, and making it
-/// stick costs a second comparison per value. Instead each lane also sums the magnitudes: one
-/// NaN or infinity makes that sum NaN or infinite for good. A finite sum therefore proves every
-/// value finite; a sum that is not finite may also come from finite values whose total
-/// overflows, so the caller then looks for the bad value ([`first_bad`]) before concluding.
-/// The maximum is exact, so the result does not depend on the order of the lanes.
-struct Magnitudes<T> {
-    max: [T; SCAN_LANES],
-    sum: [T; SCAN_LANES],
-}
-
-impl<T: Scalar> Magnitudes<T> {
-    /// Scans `values(a[index], b[index])` for every index of the shorter slice.
-    #[inline(always)]
-    fn of(a: &[T], b: &[T], values: impl Fn(T, T) -> T) -> Self {
-        let mut scan = Self {
-            max: [T::ZERO; SCAN_LANES],
-            sum: [T::ZERO; SCAN_LANES],
-        };
-        let (a_chunks, b_chunks) = (a.chunks_exact(SCAN_LANES), b.chunks_exact(SCAN_LANES));
-        let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
-        for (a, b) in a_chunks.zip(b_chunks) {
-            scan.push(0, values(a[0], b[0]));
-            scan.push(1, values(a[1], b[1]));
-            scan.push(2, values(a[2], b[2]));
-            scan.push(3, values(a[3], b[3]));
-        }
-        for (&a, &b) in a_rest.iter().zip(b_rest) {
-            scan.push(0, values(a, b));
-        }
-        scan
-    }
-
-    #[inline(always)]
-    fn push(&mut self, lane: usize, value: T) {
-        let magnitude = value.abs();
-        if magnitude > self.max[lane] {
-            self.max[lane] = magnitude;
-        }
-        self.sum[lane] += magnitude;
-    }
-
-    /// The largest magnitude scanned (0 for none), ignoring NaN.
-    fn max(&self) -> T {
-        let mut max = T::ZERO;
-        for &lane_max in &self.max {
-            if lane_max > max {
-                max = lane_max;
-            }
-        }
-        max
-    }
-
-    /// `true` when every value scanned was finite; `false` may also mean that a sum overflowed.
-    fn surely_finite(&self) -> bool {
-        self.sum.iter().all(|sum| sum.is_finite())
-    }
+/// The result is finite exactly when every value is: a NaN or an infinity has a larger
+/// magnitude pattern than every finite value and so survives to the end. One comparison per
+/// value, and the maximum is exact, so the order of the fold does not matter.
+#[inline(always)]
+fn largest_magnitude<T: Scalar>(values: impl Iterator<Item = T>) -> T {
+    values.fold(T::ZERO, |max, value| max.max_magnitude(value))
 }
 
 /// Reads `G`, `M`, `X` and `Q` once: every entry finite, `M + G` does not overflow.
@@ -283,33 +211,28 @@ pub(crate) fn scan<T: Scalar>(
     // `M + G` is not finite whenever `M` or `G` is not: NaN propagates, an infinity plus a
     // finite value or an infinity of the same sign is infinite, and plus one of the other sign
     // is NaN. So one pass over the sums checks both operands and the overflow.
-    let sums = Magnitudes::of(momentum, grad, |m, g| m + g);
-    let params = Magnitudes::of(x, x, |v, _| v);
-    // Only the check is needed for `Q`, not its maximum.
-    let factor = Magnitudes::of(q, q, |v, _| v);
+    let max_b = largest_magnitude(momentum.iter().zip(grad).map(|(&m, &g)| m + g));
+    let max_x = largest_magnitude(x.iter().copied());
+    let max_q = largest_magnitude(q.iter().copied());
 
     let cols = shape.cols;
-    if !sums.surely_finite() {
+    if !max_b.is_finite() {
         first_bad(Operand::Grad, grad, cols)?;
         first_bad(Operand::Momentum, momentum, cols)?;
     }
-    if !params.surely_finite() {
+    if !max_x.is_finite() {
         first_bad(Operand::Param, x, cols)?;
     }
-    if !factor.surely_finite() {
+    if !max_q.is_finite() {
         first_bad(Operand::Q, q, shape.rank)?;
     }
-    // Every entry is finite now, so `M + G` is finite or infinite, never NaN.
-    let max_b = sums.max();
+    // Every entry is finite now, so a non-finite `M + G` is an overflow.
     if !max_b.is_finite() {
         return Err(Error::Overflow {
             operand: Operand::Momentum,
         });
     }
-    Ok(Scan {
-        max_b,
-        max_x: params.max(),
-    })
+    Ok(Scan { max_b, max_x })
 }
 
 /// The matrix the power iteration runs on, `W = M + G` or `W = (M + G)ᵀ`, never stored.
@@ -513,17 +436,6 @@ pub(crate) fn check_finite<T: Scalar>(operand: Operand, a: &MatMut<'_, T>) -> Re
         Some(_) => Err(Error::Overflow { operand }),
         None => Ok(()),
     }
-}
-
-/// `max |a|` over a finite matrix.
-pub(crate) fn max_abs<T: Scalar>(a: &MatMut<'_, T>) -> T {
-    let mut max = T::ZERO;
-    for i in 0..a.nrows() {
-        for &v in a.row(i) {
-            max = fold_max(max, v);
-        }
-    }
-    max
 }
 
 /// Coefficients of the fused final pass:
@@ -759,9 +671,15 @@ impl<'a, T: Scalar> Core<'a, T> {
     #[inline(always)]
     pub fn max_r(&mut self) -> Result<T, Error> {
         let s = self.shape;
-        let r = view_mut(self.scratch.r, s.inner(), s.rank());
-        check_finite(Operand::R, &r)?;
-        Ok(max_abs(&r))
+        // One pass: the largest magnitude is finite exactly when every entry is.
+        let max = largest_magnitude(self.scratch.r[..s.q_len()].iter().copied());
+        if max.is_finite() {
+            Ok(max)
+        } else {
+            Err(Error::Overflow {
+                operand: Operand::R,
+            })
+        }
     }
 
     /// Sets `Q` from `R` and zeroes the columns of `P` whose `R` column is negligible: at most
