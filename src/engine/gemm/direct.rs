@@ -197,6 +197,9 @@ pub(crate) fn nt_direct<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T>(
     f: &F,
 ) {
     let m = a.nrows();
+    if c.ncols == 0 {
+        return;
+    }
     let mut i = 0;
     while i + NT_MR <= m {
         nt_row_block::<T, EXTRA, F, NT_MR>(c, extra, a, b, f, i);
@@ -208,24 +211,12 @@ pub(crate) fn nt_direct<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T>(
     }
 }
 
-/// The rows of `A`, `E` and `C` one row block of [`nt_direct`] works on.
-struct NtRows<'r, T, const R: usize> {
-    /// Rows of `A`, `k` long.
-    a: [&'r [T]; R],
-    /// Rows of `E`, `n` long (empty unless `EXTRA`).
-    e: [&'r [T]; R],
-    /// Rows of `C`, `n` long.
-    c: [&'r mut [T]; R],
-    /// `B` from the first row of the next tile on: the tiles go left to right, so each takes
-    /// its rows of `B` off the front.
-    b: &'r [T],
-}
-
 /// Rows `i..i + R` of [`nt_direct`], swept left to right with the widest tile that fits.
 ///
-/// Not inlined, because as a function of its own the row block keeps more of its pointers in
-/// registers. A 32 × 64 rank-8 Dion step took about 4 % fewer instructions on the Cortex-M4F
-/// than with the row block inlined into both passes of the final update.
+/// Not inlined, so that the two passes of a step's final update each get a frame of their
+/// own. Inlining them into `apply_update` saved nothing: the final pass of a 32 × 64 rank-8
+/// step took 104,400 instructions this way and 105,000 inlined (opt-level 3,
+/// `examples/mcu/profile.sh`).
 #[inline(never)]
 fn nt_row_block<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T, const R: usize>(
     c: &mut MatMut<'_, T>,
@@ -236,94 +227,174 @@ fn nt_row_block<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T, const R: usiz
     i: usize,
 ) {
     let k = a.ncols();
-    let n = b.nrows();
-    let mut rows = NtRows {
-        a: rows::<T, R>(a, i, k),
+    let n = c.ncols;
+    if k == 0 {
+        for_each_tile_index!(ii => {
+            if ii < R {
+                let e_row = if EXTRA { extra.row(i + ii) } else { &[] };
+                for (jj, c_value) in c.row_mut(i + ii).iter_mut().enumerate() {
+                    let e_value = if EXTRA { e_row[jj] } else { T::ZERO };
+                    *c_value = f(*c_value, e_value, T::ZERO);
+                }
+            }
+        });
+        return;
+    }
+    // From here on `k ≥ 1`, so the tiles need no empty-sum case.
+    let mut tiles = NtTiles {
+        c: rows_mut::<T, R>(c, i),
         e: if EXTRA {
             rows::<T, R>(extra, i, n)
         } else {
             [&[]; R]
         },
-        c: rows_mut::<T, R>(c, i),
-        b: b.data,
+        b: BRows::new(b, k),
     };
+    let a_rows = rows::<T, R>(a, i, k);
 
-    let mut j = 0;
-    while j + NT_NR <= n {
-        nt_tile::<T, EXTRA, F, R, NT_NR>(&mut rows, b, f, j);
-        j += NT_NR;
+    // Every row of `C` (and of `E`) has as many entries left as the first, so testing the
+    // first tests them all, and the compiler drops the checks of the others.
+    while tiles.c[0].len() >= NT_NR {
+        nt_tile::<T, EXTRA, F, R, NT_NR>(&mut tiles, &a_rows, f);
     }
-    while j + NT_NR / 2 <= n {
-        nt_tile::<T, EXTRA, F, R, { NT_NR / 2 }>(&mut rows, b, f, j);
-        j += NT_NR / 2;
+    while tiles.c[0].len() >= NT_NR / 2 {
+        nt_tile::<T, EXTRA, F, R, { NT_NR / 2 }>(&mut tiles, &a_rows, f);
     }
-    while j + NT_NR / 4 <= n {
-        nt_tile::<T, EXTRA, F, R, { NT_NR / 4 }>(&mut rows, b, f, j);
-        j += NT_NR / 4;
+    while tiles.c[0].len() >= NT_NR / 4 {
+        nt_tile::<T, EXTRA, F, R, { NT_NR / 4 }>(&mut tiles, &a_rows, f);
     }
-    while j < n {
-        nt_tile::<T, EXTRA, F, R, 1>(&mut rows, b, f, j);
-        j += 1;
+    while !tiles.c[0].is_empty() {
+        nt_tile::<T, EXTRA, F, R, 1>(&mut tiles, &a_rows, f);
     }
 }
 
-/// Computes the dot products of the `R × W` tile at column `j` of one row block of
-/// [`nt_direct`], then applies `f` to each of its entries.
+/// The unprocessed part of the operands of one row block of [`nt_direct`]. The tiles go left to
+/// right, and each takes its entries of `C` and `E` and its rows of `B` off the front.
+struct NtTiles<'r, T, const R: usize> {
+    /// The rows of `C`, all of the same length.
+    c: [&'r mut [T]; R],
+    /// The rows of `E`, as long as those of `C` (empty unless `EXTRA`).
+    e: [&'r [T]; R],
+    /// The rows of `B`.
+    b: BRows<'r, T>,
+}
+
+/// The rows of `B` from some row on, each cut to the `k` entries of the inner dimension.
+struct BRows<'a, T> {
+    /// Every row but the last, each a full row stride long.
+    body: &'a [T],
+    /// The last row, which may end the buffer.
+    last: &'a [T],
+    /// Row stride of `B`, at least `k`.
+    stride: usize,
+    k: usize,
+}
+
+impl<'a, T> BRows<'a, T> {
+    fn new(b: MatRef<'a, T>, k: usize) -> Self {
+        let n = b.nrows;
+        assert!(n >= 1);
+        assert!(k <= b.ncols);
+        let body_len = (n - 1) * b.row_stride;
+        Self {
+            body: &b.data[..body_len],
+            last: &b.data[body_len..][..k],
+            stride: b.row_stride,
+            k,
+        }
+    }
+
+    /// Takes the next row off the front. The tiles of a row block take exactly one call per
+    /// row of `B`, so the call after the body runs out is the one for the last row.
+    #[inline(always)]
+    fn take(&mut self) -> &'a [T] {
+        match self.body.split_at_checked(self.stride) {
+            Some((row, rest)) => {
+                self.body = rest;
+                &row[..self.k]
+            }
+            None => self.last,
+        }
+    }
+}
+
+/// Computes the dot products of the next `R × W` tile of one row block of [`nt_direct`], then
+/// applies `f` to each of its entries.
 #[inline(always)]
 fn nt_tile<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T, const R: usize, const W: usize>(
-    rows: &mut NtRows<'_, T, R>,
-    b: MatRef<'_, T>,
+    tiles: &mut NtTiles<'_, T, R>,
+    a_rows: &[&[T]; R],
     f: &F,
-    j: usize,
 ) {
-    let k = b.ncols();
-    // Every row is exactly `k` long and `p < k`, so the reads need no check.
-    let a_rows = cut(&rows.a, k);
-    let b_rows = take_rows::<T, W>(&mut rows.b, b.row_stride, k);
-    let mut dots = [[T::ZERO; W]; R];
-    for p in 0..k {
-        multiply_add_by_rows(&mut dots, &gather(&a_rows, p), &gather(&b_rows, p));
-    }
+    let mut b_rows: [&[T]; W] = [&[]; W];
+    for_each_tile_index!(jj => {
+        if jj < W {
+            b_rows[jj] = tiles.b.take();
+        }
+    });
+    let dots = nt_dots(a_rows, &b_rows, tiles.b.k);
 
     for_each_tile_index!(ii => {
         if ii < R {
-            let c_row = head_mut::<T, W>(&mut rows.c[ii][j..]);
-            let e_row = if EXTRA { head::<T, W>(&rows.e[ii][j..]) } else { &[T::ZERO; W] };
+            let Some((c_values, c_rest)) =
+                core::mem::take(&mut tiles.c[ii]).split_first_chunk_mut::<W>()
+            else {
+                panic!("row of C shorter than the tile");
+            };
+            tiles.c[ii] = c_rest;
+            let e_values = if EXTRA {
+                let Some((e_values, e_rest)) = tiles.e[ii].split_first_chunk::<W>() else {
+                    panic!("row of E shorter than the tile");
+                };
+                tiles.e[ii] = e_rest;
+                *e_values
+            } else {
+                [T::ZERO; W]
+            };
             for_each_tile_index!(jj => {
                 if jj < W {
-                    c_row[jj] = f(c_row[jj], e_row[jj], dots[ii][jj]);
+                    c_values[jj] = f(c_values[jj], e_values[jj], dots[ii][jj]);
                 }
             });
         }
     });
 }
 
-/// Rows `i..i + N` of `a`, each cut to its first `len` entries.
+/// `dots[ii][jj] = Σₚ a_rows[ii][p]·b_rows[jj][p]` over `p < k`, each one sequential sum from
+/// zero.
 #[inline(always)]
-fn rows<T: Scalar, const N: usize>(a: MatRef<'_, T>, i: usize, len: usize) -> [&[T]; N] {
-    let mut rows: [&[T]; N] = [&[]; N];
-    for_each_tile_index!(n => {
-        if n < N {
-            rows[n] = &a.row(i + n)[..len];
-        }
-    });
-    rows
+fn nt_dots<T: Scalar, const R: usize, const W: usize>(
+    a_rows: &[&[T]; R],
+    b_rows: &[&[T]; W],
+    k: usize,
+) -> [[T; W]; R] {
+    let a_rows = cut(a_rows, k);
+    let b_rows = cut(b_rows, k);
+    let mut dots = zeros::<T, R, W>();
+    for p in 0..k {
+        multiply_add_by_rows(&mut dots, &gather(&a_rows, p), &gather(&b_rows, p));
+    }
+    dots
 }
 
-/// Splits the first `N` rows, each cut to its first `len` entries, off `rest`, a row-major
-/// matrix with row stride `stride` whose last row may be short.
+/// An `R × W` tile of zeros, written out entry by entry: at opt-level "s" LLVM keeps the
+/// array expression `[[T::ZERO; W]; R]` a loop over its rows, and the tile then stays in memory.
 #[inline(always)]
-fn take_rows<'a, T, const N: usize>(rest: &mut &'a [T], stride: usize, len: usize) -> [&'a [T]; N] {
-    let mut rows: [&[T]; N] = [&[]; N];
-    for_each_tile_index!(n => {
-        if n < N {
-            let remaining = *rest;
-            let (row, tail) = remaining.split_at(stride.min(remaining.len()));
-            rows[n] = &row[..len];
-            *rest = tail;
+fn zeros<T: Scalar, const R: usize, const W: usize>() -> [[T; W]; R] {
+    let zero = T::ZERO;
+    let mut row = [zero; W];
+    for_each_tile_index!(jj => {
+        if jj < W {
+            row[jj] = zero;
         }
     });
-    rows
+    let mut tile = [row; R];
+    for_each_tile_index!(ii => {
+        if ii < R {
+            tile[ii] = row;
+        }
+    });
+    tile
 }
 
 /// `rows` with each row cut to its first `len` entries.
@@ -336,6 +407,18 @@ fn cut<'a, T: Scalar, const N: usize>(rows: &[&'a [T]; N], len: usize) -> [&'a [
         }
     });
     cut
+}
+
+/// Rows `i..i + N` of `a`, each cut to its first `len` entries.
+#[inline(always)]
+fn rows<T: Scalar, const N: usize>(a: MatRef<'_, T>, i: usize, len: usize) -> [&[T]; N] {
+    let mut rows: [&[T]; N] = [&[]; N];
+    for_each_tile_index!(n => {
+        if n < N {
+            rows[n] = &a.row(i + n)[..len];
+        }
+    });
+    rows
 }
 
 /// Rows `i..i + R` of `c` as `R` disjoint slices of `ncols` entries.
@@ -412,8 +495,9 @@ fn multiply_add<T: Scalar, const R: usize, const W: usize>(
     });
 }
 
-/// [`multiply_add`] one row at a time, which [`nt_direct`]'s 4 × 4 tile prefers (its final pass
-/// of a 32 × 64 rank-8 step took 118,000 instructions this way, 124,000 by columns).
+/// [`multiply_add`] one row at a time, which [`nt_direct`]'s 4 × 4 tile prefers: the final pass
+/// of a 32 × 64 rank-8 step took 104,400 instructions this way and 105,900 by columns
+/// (opt-level 3, `examples/mcu/profile.sh`).
 #[inline(always)]
 fn multiply_add_by_rows<T: Scalar, const R: usize, const W: usize>(
     acc: &mut [[T; W]; R],
