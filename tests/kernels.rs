@@ -406,6 +406,63 @@ fn deep_rank_update_matches() {
 }
 
 #[test]
+fn deep_rank_update_tile_remainders() {
+    // k = 600 takes the direct kernel on every target. Every m and n from 1 to 9 leaves each
+    // remainder of its 4 × 4 tiles, in rows and in columns.
+    let k = DEEP_K_UPDATE[1];
+    for m in 1..=9 {
+        for n in 1..=9 {
+            let seed = (m * 10 + n) as u64;
+            let a = fixed_values(m * k, seed);
+            let b = fixed_values(k * n, seed + 100);
+            let c = fixed_values(m * n, seed + 200);
+            check_rank_update::<f32>(&c, -0.75, &a, &b, m, k, n);
+        }
+    }
+}
+
+#[test]
+fn rank_update_reads_short_last_row() {
+    // `Bᵀ` has row stride k + 5, and its buffer ends right after the k entries of its last row.
+    // The gaps hold NaN, which would show up in the result if a kernel read past a row.
+    for k in [7, DEEP_K_UPDATE[1]] {
+        let (m, n) = (6, 9);
+        let stride = k + 5;
+        let a = to_scalar::<f32>(&fixed_values(m * k, 51));
+        let b_t = to_scalar::<f32>(&fixed_values(n * k, 52));
+        let c0 = to_scalar::<f32>(&fixed_values(m * n, 53));
+        let mut b_t_strided = with_stride(&b_t, n, k, stride, f32::NAN);
+        b_t_strided.truncate((n - 1) * stride + k);
+
+        let mut c = c0.clone();
+        rank_update(
+            MatMut::from_slice(&mut c, m, n).unwrap(),
+            2.0,
+            MatRef::from_slice(&a, m, k).unwrap(),
+            MatRef::from_slice_with_stride(&b_t_strided, n, k, stride).unwrap(),
+        )
+        .unwrap();
+        let dense = run_rank_update(&c0, 2.0, &a, &b_t, m, k, n);
+        assert_same_bits(&c, &dense, "rank_update with a short last row of Bᵀ");
+    }
+}
+
+#[test]
+fn rank_update_sums_from_positive_zero() {
+    // Every product is (−1)·0 = −0. A sum from +0 stays +0, so c = −0 becomes −0 + 1·(+0) = +0;
+    // a sum started at the first product would stay −0 and leave c = −0. k = 5 takes the packed
+    // kernel on the host, k = 600 the direct one.
+    for k in [5, DEEP_K_UPDATE[1]] {
+        let (m, n) = (5, 7);
+        let a = vec![-1.0f32; m * k];
+        let b_t = vec![0.0f32; n * k];
+        let c = vec![-0.0f32; m * n];
+        let updated = run_rank_update(&c, 1.0, &a, &b_t, m, k, n);
+        assert_same_bits(&updated, &vec![0.0f32; m * n], "−0 + 1·(sum of −0 from +0)");
+    }
+}
+
+#[test]
 fn identity_products_are_exact() {
     // Every product but one in each sum is ±0, so A·I = A for any finite A, not only integers.
     for &(m, k) in &[(1, 1), (3, 17), (17, 3), (33, 20), (8, 64)] {
