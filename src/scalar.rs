@@ -74,6 +74,13 @@ pub trait Scalar:
     fn exponent(self) -> i32;
     /// The raw bits, zero-extended to 64 bits, for bit-exact comparisons and hashes.
     fn to_bits_u64(self) -> u64;
+    /// `max(|self|, |x|)`, and a NaN if either is NaN.
+    ///
+    /// Compares the bit patterns with the sign bit cleared as unsigned integers: for
+    /// non-negative IEEE values integer order is numeric order, and every NaN pattern lies above
+    /// that of `+∞`. So a running maximum keeps the first NaN it meets (or a larger NaN pattern)
+    /// without a separate NaN test, at the cost of one integer comparison.
+    fn max_magnitude(self, x: Self) -> Self;
 }
 
 impl Scalar for f32 {
@@ -140,6 +147,12 @@ impl Scalar for f32 {
     #[inline(always)]
     fn to_bits_u64(self) -> u64 {
         self.to_bits() as u64
+    }
+
+    #[inline(always)]
+    fn max_magnitude(self, x: Self) -> Self {
+        const MAGNITUDE: u32 = 0x7fff_ffff;
+        f32::from_bits((self.to_bits() & MAGNITUDE).max(x.to_bits() & MAGNITUDE))
     }
 }
 
@@ -208,6 +221,12 @@ impl Scalar for f64 {
     fn to_bits_u64(self) -> u64 {
         self.to_bits()
     }
+
+    #[inline(always)]
+    fn max_magnitude(self, x: Self) -> Self {
+        const MAGNITUDE: u64 = 0x7fff_ffff_ffff_ffff;
+        f64::from_bits((self.to_bits() & MAGNITUDE).max(x.to_bits() & MAGNITUDE))
+    }
 }
 
 #[cfg(test)]
@@ -234,5 +253,32 @@ mod tests {
         assert_eq!(Scalar::exponent(1e-45f32), -126);
         assert_eq!(Scalar::exponent(0.25f64), -2);
         assert_eq!(Scalar::exponent(f64::MAX), 1023);
+    }
+
+    #[test]
+    fn max_magnitude_orders_like_abs() {
+        let values = [0.0f32, -0.0, 1e-45, -2.5, 3.0, f32::MAX, f32::NEG_INFINITY];
+        for &a in &values {
+            for &b in &values {
+                let expected = a.abs().max(b.abs());
+                assert_eq!(Scalar::max_magnitude(a, b).to_bits(), expected.to_bits());
+                let (a, b) = (f64::from(a), f64::from(b));
+                let expected = a.abs().max(b.abs());
+                assert_eq!(Scalar::max_magnitude(a, b).to_bits(), expected.to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn max_magnitude_keeps_nan() {
+        let nan = f32::from_bits(0xffc0_0001); // negative sign, non-default payload
+        for x in [0.0f32, 1.0, f32::INFINITY, f32::NAN] {
+            assert!(Scalar::max_magnitude(nan, x).is_nan());
+            assert!(Scalar::max_magnitude(x, nan).is_nan());
+        }
+        for x in [0.0f64, 1.0, f64::INFINITY] {
+            assert!(Scalar::max_magnitude(f64::NAN, x).is_nan());
+            assert!(Scalar::max_magnitude(x, -f64::NAN).is_nan());
+        }
     }
 }
