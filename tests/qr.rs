@@ -7,8 +7,8 @@
 //! Column `j` is scaled by a power of two (exact), then goes through `s` sweeps (`s = 2` with
 //! reorthogonalisation) of `v ← v − (q_l·v) q_l` for `l < j`, then `q_j = v/‖v‖`.
 //! The orthogonality argument below needs every sweep to end with the projections against all
-//! earlier columns, which the crate's panels of 8 columns keep (its second sweep runs over all
-//! earlier columns after the first has finished).
+//! earlier columns, which the crate's panels of columns keep: it performs the projections of
+//! this column-by-column loop in the same order, bit for bit ([`column_by_column_mgs`]).
 //!
 //! Orthogonality. A computed dot product of length `n` is off by at most `γₙ‖q_l‖‖v‖ ≈ n·u‖v‖`
 //! (Cauchy-Schwarz on `Σ|q||v|`), and every later update of the sweep adds a rounding error of
@@ -547,7 +547,7 @@ fn qr_vandermonde_f64_two_sweeps() {
     assert_eq!(out.info.rank, k);
 }
 
-/// κ = 10¹² in f64 with 64 × 32 (four panels of 8 columns): (n + 4)·ε·κ = 0.015 meets the
+/// κ = 10¹² in f64 with 64 × 32 (eight panels of 4 columns): (n + 4)·ε·κ = 0.015 meets the
 /// precondition, so two sweeps must stay within (n + 3k)·ε = 3.6e-14.
 #[test]
 fn qr_kappa_1e12_f64_two_sweeps() {
@@ -886,6 +886,241 @@ fn qr_single_sweep_hard_cases() {
         .q
         .iter()
         .all(|v| v.is_finite()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Same bits as the column-by-column loop
+// ---------------------------------------------------------------------------------------------
+
+/// `⌊log₂ max|aᵢⱼ|⌋` of column `j`, clamped as the crate clamps it, or 0 for a zero column.
+fn column_exponent<T: Scalar>(a: &[T], n: usize, k: usize, j: usize) -> i32 {
+    let amax = (0..n).fold(T::ZERO, |max, i| {
+        let x = a[i * k + j].abs();
+        if x > max {
+            x
+        } else {
+            max
+        }
+    });
+    if amax == T::ZERO {
+        return 0;
+    }
+    amax.exponent().clamp(1 - T::MAX_EXP2, T::MAX_EXP2 - 1)
+}
+
+/// `√(Σᵢ aᵢⱼ²)`, summed in row order from `+0`.
+fn plain_column_norm<T: Scalar>(a: &[T], n: usize, k: usize, j: usize) -> T {
+    (0..n)
+        .fold(T::ZERO, |sum, i| sum + a[i * k + j] * a[i * k + j])
+        .sqrt()
+}
+
+/// `aⱼ ← aⱼ − (q_l·aⱼ) q_l` for `l < j`, in order; returns the coefficients.
+fn project_column<T: Scalar>(a: &mut [T], n: usize, k: usize, j: usize) -> Vec<T> {
+    let mut coefficients = Vec::with_capacity(j);
+    for l in 0..j {
+        let dot = (0..n).fold(T::ZERO, |sum, i| sum + a[i * k + l] * a[i * k + j]);
+        for i in 0..n {
+            let q = a[i * k + l];
+            a[i * k + j] -= dot * q;
+        }
+        coefficients.push(dot);
+    }
+    coefficients
+}
+
+/// Modified Gram-Schmidt one column at a time, written as plainly as `qr_in_place` documents
+/// it: scale column `j` by a power of two, run `sweeps` sweeps over the earlier columns (a
+/// column that is dependent after a sweep gets no further one), normalise, or replace a
+/// dependent column by the completion. Every dot product and norm is one sequential sum over
+/// the rows. The completion's norm is the scaled one (largest entry scaled into `[1, 2)`
+/// before squaring), like the crate's. Returns `(Q, R, rank)`.
+fn column_by_column_mgs<T: Scalar>(
+    a: &[T],
+    n: usize,
+    k: usize,
+    sweeps: usize,
+) -> (Vec<T>, Vec<T>, usize) {
+    let mut q = a.to_vec();
+    let mut r = vec![T::ZERO; k * k];
+    let threshold = T::from_usize(n) * T::EPSILON;
+    let mut rank = 0;
+    for j in 0..k {
+        let exp = column_exponent(&q, n, k, j);
+        let (scale, unscale) = (T::exp2i(-exp), T::exp2i(exp));
+        for i in 0..n {
+            q[i * k + j] *= scale;
+        }
+        let original = plain_column_norm(&q, n, k, j);
+        let mut residual = original;
+        let mut independent = original > T::ZERO;
+        for _ in 0..sweeps {
+            if !independent {
+                break;
+            }
+            for (l, dot) in project_column(&mut q, n, k, j).into_iter().enumerate() {
+                r[l * k + j] += dot * unscale;
+            }
+            residual = plain_column_norm(&q, n, k, j);
+            independent = residual > threshold * original;
+        }
+        if independent {
+            for i in 0..n {
+                q[i * k + j] /= residual;
+            }
+            r[j * k + j] = residual * unscale;
+            rank += 1;
+            continue;
+        }
+
+        // The completion: the basis vector of the row of [q₀ … q_{j−1}] with the smallest
+        // norm, projected out twice and normalised.
+        let row_norm =
+            |q: &[T], i: usize| (0..j).fold(T::ZERO, |sum, l| sum + q[i * k + l] * q[i * k + l]);
+        let mut best_row = 0;
+        let mut best_norm = T::MAX;
+        for i in 0..n {
+            let norm = row_norm(&q, i);
+            if norm < best_norm {
+                best_norm = norm;
+                best_row = i;
+            }
+        }
+        for i in 0..n {
+            q[i * k + j] = if i == best_row { T::ONE } else { T::ZERO };
+        }
+        project_column(&mut q, n, k, j);
+        project_column(&mut q, n, k, j);
+        let exp = column_exponent(&q, n, k, j);
+        let sum = (0..n).fold(T::ZERO, |sum, i| {
+            let x = q[i * k + j] * T::exp2i(-exp);
+            sum + x * x
+        });
+        let norm = sum.sqrt() * T::exp2i(exp);
+        for i in 0..n {
+            q[i * k + j] /= norm;
+        }
+    }
+    (q, r, rank)
+}
+
+/// The crate runs its first sweep over panels of columns, and its norms as plain sums where
+/// that is exact. Neither may change a bit against the column-by-column loop.
+fn matches_column_by_column<T: Scalar>(n: usize, k: usize, a: &[T]) -> Result<(), TestCaseError> {
+    for (options, sweeps) in [(TWO_SWEEPS, 2), (ONE_SWEEP, 1)] {
+        let out = run_qr(a, n, k, options);
+        let (q, r, rank) = column_by_column_mgs(a, n, k, sweeps);
+        prop_assert_eq!(out.info.rank, rank, "rank, {} sweeps", sweeps);
+        prop_assert_eq!(bits(&out.q), bits(&q), "Q, {} sweeps", sweeps);
+        prop_assert_eq!(bits(&out.r), bits(&r), "R, {} sweeps", sweeps);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn qr_bits_match_column_loop_f32((n, k, a) in matrices()) {
+        matches_column_by_column::<f32>(n, k, &round_to(&a))?;
+    }
+
+    #[test]
+    fn qr_bits_match_column_loop_f64((n, k, a) in matrices()) {
+        matches_column_by_column::<f64>(n, k, &round_to(&a))?;
+    }
+
+    /// Dependent columns take the completion, which has to match as well.
+    #[test]
+    fn qr_bits_match_column_loop_dependent(
+        (n, k, a) in matrices().prop_filter("needs two columns", |(_, k, _)| *k >= 2),
+        pick in any::<(prop::sample::Index, prop::sample::Index)>(),
+    ) {
+        let target = 1 + pick.1.index(k - 1);
+        let source = pick.0.index(target);
+        let mut a: Vec<f32> = round_to(&a);
+        for i in 0..n {
+            a[i * k + target] = a[i * k + source] * 0.5;
+        }
+        matches_column_by_column::<f32>(n, k, &a)?;
+    }
+}
+
+/// Zero columns, exact duplicates and columns of subnormal values, with more columns than one
+/// panel, in both precisions.
+#[test]
+fn qr_bits_match_column_loop_hard_cases() {
+    let (n, k) = (12, 9);
+    let base: Vec<f64> = gaussian(91, n, k, 1.0);
+    let mut a = base.clone();
+    for i in 0..n {
+        a[i * k + 2] = 0.0;
+        a[i * k + 5] = a[i * k + 1];
+        a[i * k + 7] = base[i * k + 7] * 1e-320;
+        a[i * k + 8] = a[i * k + 3] + a[i * k + 4];
+    }
+    matches_column_by_column::<f64>(n, k, &a).unwrap();
+    let tiny = smallest_subnormal::<f32>();
+    for i in 0..n {
+        a[i * k + 7] = (base[i * k + 7] * 8.0).round() * tiny;
+    }
+    matches_column_by_column::<f32>(n, k, &round_to(&a)).unwrap();
+}
+
+/// A view whose rows are `stride > k` apart, padded with NaN that the QR must neither read nor
+/// write: once with a buffer of `n` full rows and once with one that ends after the last row's
+/// `k` entries. Q and R have the bits of the dense matrix.
+#[test]
+fn qr_strided_views_match_dense() {
+    let (n, k, stride) = (7, 5, 8);
+    let dense: Vec<f32> = gaussian(93, n, k, 1.0);
+    let reference = run_qr(&dense, n, k, TWO_SWEEPS);
+    for len in [n * stride, (n - 1) * stride + k] {
+        let mut buffer = vec![f32::NAN; len];
+        for i in 0..n {
+            buffer[i * stride..i * stride + k].copy_from_slice(&dense[i * k..(i + 1) * k]);
+        }
+        let mut r = vec![f32::NAN; k * k];
+        let info = qr_in_place(
+            MatMut::from_slice_with_stride(&mut buffer, n, k, stride).unwrap(),
+            Some(MatMut::from_slice(&mut r, k, k).unwrap()),
+            TWO_SWEEPS,
+        )
+        .unwrap();
+        assert_eq!(info, reference.info, "buffer length {len}");
+        let q: Vec<f32> = (0..n)
+            .flat_map(|i| buffer[i * stride..i * stride + k].to_vec())
+            .collect();
+        assert_eq!(bits(&q), bits(&reference.q), "Q, buffer length {len}");
+        assert_eq!(bits(&r), bits(&reference.r), "R, buffer length {len}");
+        let padding_is_nan = (0..len)
+            .filter(|&p| p % stride >= k)
+            .all(|p| buffer[p].is_nan());
+        assert!(padding_is_nan, "padding was written, buffer length {len}");
+    }
+}
+
+/// In a strided view, NaN in the padding is not an error, NaN in the last (short) row is.
+#[test]
+fn qr_strided_view_rejects_only_its_own_entries() {
+    let (n, k, stride) = (3, 2, 3);
+    let mut buffer = [1.0f32, 0.0, f32::NAN, 0.0, 1.0, f32::NAN, 1.0, 1.0];
+    let view = MatMut::from_slice_with_stride(&mut buffer, n, k, stride).unwrap();
+    assert_eq!(
+        qr_in_place(view, None, TWO_SWEEPS).map(|info| info.rank),
+        Ok(2)
+    );
+
+    let mut buffer = [1.0f32, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, f32::INFINITY];
+    let view = MatMut::from_slice_with_stride(&mut buffer, n, k, stride).unwrap();
+    assert_eq!(
+        qr_in_place(view, None, TWO_SWEEPS),
+        Err(Error::NonFinite {
+            operand: Operand::A,
+            row: 2,
+            col: 1
+        })
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -75,22 +75,33 @@ pub(crate) fn scaled_norm_by<T: Scalar>(n: usize, get: impl Fn(usize) -> T) -> S
             amax = x;
         }
     }
+    scaled_norm_from_max(amax, |scale| {
+        let mut sum = T::ZERO;
+        for i in 0..n {
+            let x = get(i) * scale;
+            sum += x * x;
+        }
+        sum
+    })
+}
+
+/// Finishes a scaled norm from `amax`, the largest magnitude of the values (NaN if one is NaN,
+/// see [`Scalar::max_magnitude`]), and `sum_of_squares(scale)`, which returns `Σ (xᵢ·scale)²`
+/// summed in order from `+0`. ±∞ and NaN pass through as the value, with `exp = 0`.
+#[inline(always)]
+pub(crate) fn scaled_norm_from_max<T: Scalar>(
+    amax: T,
+    sum_of_squares: impl FnOnce(T) -> T,
+) -> ScaledNorm<T> {
     if amax == T::ZERO || !amax.is_finite() {
         return ScaledNorm {
             value: amax,
             exp: 0,
         };
     }
-
     let exp = scale_exponent(amax);
-    let scale = T::exp2i(-exp);
-    let mut sum = T::ZERO;
-    for i in 0..n {
-        let x = get(i) * scale;
-        sum += x * x;
-    }
     ScaledNorm {
-        value: sum.sqrt(),
+        value: sum_of_squares(T::exp2i(-exp)).sqrt(),
         exp,
     }
 }

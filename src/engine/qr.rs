@@ -8,9 +8,16 @@
 //! Gram-Schmidt process", 2005) show that two sweeps give `‖QᵀQ − I‖ = O(ε)` for any numerically
 //! non-singular `A`, where one MGS sweep gives `O(ε·κ(A))`.
 //!
-//! For speed, the first sweep of 8 columns at a time against all earlier columns runs as passes
-//! over whole rows (vectorised across the 8 columns). Each column still sees the same
-//! projections in the same order, so the result is bit-identical to the column-by-column loop.
+//! For speed, the first sweep runs "right-looking" on panels of [`PANEL`] columns. A finished
+//! column is projected out of the rest of its panel in two passes over whole rows (all dot
+//! products, then all updates). At the start of a panel, every earlier column is projected out
+//! of the whole panel the same way. The second sweep walks one column at a time, updating the
+//! column with `q_l` and summing its dot product with `q_{l+1}` in the same pass. The pass that
+//! last writes a column also sums its squares, which gives its norm without a pass of its own
+//! (the column is at unit scale, so the plain sum is safe, see [`residual_norm`]). Each column
+//! still gets the same projections in the same order, and every dot product is one sequential
+//! sum over the rows, so the result is bit-identical to the column-by-column loop (tested in
+//! `tests/qr.rs`).
 //!
 //! # Rank and completion
 //!
@@ -24,10 +31,26 @@
 //! holds, and [`QrInfo::rank`] counts the columns that were not replaced. The output therefore
 //! always has orthonormal, finite columns, as Householder QR's does.
 
-use super::norm::{scaled_norm_by, ScaledNorm};
+use super::norm::{scaled_norm_by, scaled_norm_from_max, ScaledNorm};
 use super::view::MatMut;
 use crate::error::{Error, Operand};
 use crate::scalar::Scalar;
+
+/// Runs `$body` once per row of `$rows` (a pair from [`rows`] or [`rows_mut`]), in row order,
+/// with `$row` bound to the row. The body is written out twice, for the full rows and for the
+/// short last row. So each copy has one call site and is compiled inline at every opt-level,
+/// where one closure called from two places would be outlined at opt-level "s".
+macro_rules! for_each_row {
+    ($rows:expr, |$row:ident| $body:expr) => {{
+        let (full, last) = $rows;
+        full.for_each(|$row| {
+            $body;
+        });
+        if let Some($row) = last {
+            $body;
+        }
+    }};
+}
 
 /// Options for [`qr_in_place`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +137,12 @@ pub fn qr_in_place<T: Scalar>(
 }
 
 pub(crate) fn first_non_finite<T: Scalar>(a: &MatMut<'_, T>) -> Option<(usize, usize)> {
+    // A dense matrix (every step's `P` and `R`) is one run over all entries. A strided view
+    // takes the search below directly.
+    let (n, ncols) = (a.nrows, a.ncols);
+    if a.row_stride == ncols && a.data.get(..n * ncols).is_some_and(all_finite) {
+        return None;
+    }
     for i in 0..a.nrows() {
         if let Some(j) = a.row(i).iter().position(|x| !x.is_finite()) {
             return Some((i, j));
@@ -122,109 +151,363 @@ pub(crate) fn first_non_finite<T: Scalar>(a: &MatMut<'_, T>) -> Option<(usize, u
     None
 }
 
+/// `true` when no value is NaN or ±∞.
+///
+/// `x·0` is ±0 for a finite `x` and NaN for ±∞ or NaN, so the sum of these products is zero
+/// exactly when every value is finite: one multiply-add per value and no branch. Four values
+/// per iteration keep the loop overhead small at opt-level "s", which does not unroll.
+#[inline(always)]
+fn all_finite<T: Scalar>(values: &[T]) -> bool {
+    let mut probe = T::ZERO;
+    let chunks = values.chunks_exact(4);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        probe += chunk[0] * T::ZERO;
+        probe += chunk[1] * T::ZERO;
+        probe += chunk[2] * T::ZERO;
+        probe += chunk[3] * T::ZERO;
+    }
+    for &x in rest {
+        probe += x * T::ZERO;
+    }
+    probe == T::ZERO
+}
+
 #[inline(always)]
 fn at(stride: usize, i: usize, j: usize) -> usize {
     i * stride + j
 }
 
+/// Rows `0..nrows` of a row-major buffer, each as the slice from the row's first entry on: an
+/// iterator over the full rows and the short last row, if any. Run a loop over them with
+/// [`for_each_row!`].
+///
+/// Every row is exactly `stride` long, except the last when `data` ends before `nrows·stride`
+/// (then it runs to the end of `data`). So after a caller has checked `j < stride`, the compiler
+/// drops the bounds check of `row[j]` on the full rows.
+#[inline(always)]
+fn rows<T>(data: &[T], nrows: usize, stride: usize) -> (impl Iterator<Item = &[T]>, Option<&[T]>) {
+    let full = full_rows(data.len(), nrows, stride);
+    let (body, last) = data.split_at(full * stride);
+    // Zipping with a range gives the loop a trip count known up front (a plain counter),
+    // where `ChunksExact::next` would compare the remaining length on every row.
+    let full_rows = body
+        .chunks_exact(stride.max(1))
+        .zip(0..full)
+        .map(|(row, _)| row);
+    (full_rows, (full < nrows).then_some(last))
+}
+
+/// [`rows`] for writing.
+#[inline(always)]
+fn rows_mut<T>(
+    data: &mut [T],
+    nrows: usize,
+    stride: usize,
+) -> (impl Iterator<Item = &mut [T]>, Option<&mut [T]>) {
+    let full = full_rows(data.len(), nrows, stride);
+    let (body, last) = data.split_at_mut(full * stride);
+    let full_rows = body
+        .chunks_exact_mut(stride.max(1))
+        .zip(0..full)
+        .map(|(row, _)| row);
+    (full_rows, (full < nrows).then_some(last))
+}
+
+/// Counts the rows of `nrows` that have all `stride` entries inside a buffer of length `len`:
+/// all of them for a dense matrix, `nrows − 1` for a view whose buffer ends with the last row's
+/// `ncols` entries.
+#[inline(always)]
+fn full_rows(len: usize, nrows: usize, stride: usize) -> usize {
+    match nrows.checked_mul(stride) {
+        Some(total) if total <= len => nrows,
+        _ => nrows.saturating_sub(1).min(len / stride.max(1)),
+    }
+}
+
+/// `true` when `j` is a column of `a`. Testing `j < row_stride` as well (which a valid view
+/// implies) states the fact the compiler needs to drop the bounds check of `row[j]` on the
+/// full rows of [`rows`].
+#[inline(always)]
+fn valid_column<T>(a: &MatMut<'_, T>, j: usize) -> bool {
+    j < a.ncols && j < a.row_stride
+}
+
+/// The scaled norm of column `j`. Used off the hot path (completions, and residuals too small
+/// for [`residual_norm`]'s plain sum), so it stays a plain indexed loop, small in flash.
 pub(crate) fn column_norm<T: Scalar>(a: &MatMut<'_, T>, j: usize) -> ScaledNorm<T> {
     let stride = a.row_stride;
     let data = &*a.data;
     scaled_norm_by(a.nrows, |i| data[at(stride, i, j)])
 }
 
+/// Scales column `j` by the power of two that brings its largest entry into `[1, 2)` and
+/// returns the column's norm and `Σᵢ aᵢⱼ²` of the scaled column. The scaled entries are the ones
+/// [`column_norm`] squares, so they are written back in the same pass.
+#[inline(never)]
+fn scale_column<T: Scalar>(a: &mut MatMut<'_, T>, j: usize) -> (ScaledNorm<T>, T) {
+    let (n, stride) = (a.nrows, a.row_stride);
+    let mut sum = T::ZERO;
+    if !valid_column(a, j) {
+        let zero = ScaledNorm {
+            value: T::ZERO,
+            exp: 0,
+        };
+        return (zero, sum);
+    }
+    let data = &mut *a.data;
+    let mut amax = T::ZERO;
+    for_each_row!(rows(data, n, stride), |row| amax =
+        amax.max_magnitude(row[j]));
+    // A zero column is left as it is (its factor would be 1); the input is finite.
+    let norm = scaled_norm_from_max(amax, |scale| {
+        for_each_row!(rows_mut(data, n, stride), |row| {
+            let x = row[j] * scale;
+            row[j] = x;
+            sum += x * x;
+        });
+        sum
+    });
+    (norm, sum)
+}
+
+/// Computes the smallest plain sum of squares of a length-`n` column that [`residual_norm`]
+/// takes as it is: `n·MIN_POSITIVE/ε` (2⁻⁹⁷ for f32 and `n = 64`).
+///
+/// A square below `MIN_POSITIVE` falls into the subnormal range, where its rounding error is up
+/// to `u·MIN_POSITIVE` in absolute terms (half the subnormal spacing `ε·MIN_POSITIVE`) instead
+/// of `u` relative. Sums of subnormal numbers are exact. So the underflow adds at most
+/// `n·u·MIN_POSITIVE` to the sum, which for a sum above this minimum is below `u·ε` of it, far
+/// inside the `γₙ` rounding error any sum of `n` squares has.
+fn min_plain_sum<T: Scalar>(n: usize) -> T {
+    T::from_usize(n) * T::MIN_POSITIVE / T::EPSILON
+}
+
+/// `‖aⱼ‖` from `sum = Σᵢ aᵢⱼ²`, summed in row order from `+0` without scaling.
+///
+/// The columns reaching this have been scaled so that their largest entry lies in `[1, 2)`
+/// before the projections, which only shrink them (up to rounding), so `sum` stays below about
+/// `4n` and cannot overflow. Where the projections left only tiny entries, their squares can
+/// underflow, so a sum below [`min_plain_sum`] (or not finite) is replaced by the scaled
+/// two-pass norm. Otherwise `√sum` has the bits of the scaled norm whenever no square is
+/// subnormal, because scaling by a power of two does not change rounding in the normal range.
+/// A column below the minimum is dependent in any case: its norm is under `√n·2⁻⁵¹` (f32) while
+/// the rank threshold is `n·ε` times a norm of at least `2⁻²³`.
+fn residual_norm<T: Scalar>(a: &MatMut<'_, T>, j: usize, sum: T, min_sum: T) -> T {
+    if sum >= min_sum && sum <= T::MAX {
+        sum.sqrt()
+    } else {
+        column_norm(a, j).to_scalar()
+    }
+}
+
 /// `aⱼ ← aⱼ − (q_l·aⱼ) q_l` for `from ≤ l < j`, in order, passing each coefficient `q_l·aⱼ`
 /// to `coefficients(l, ·)`.
+#[inline(never)]
 pub(crate) fn project_out<T: Scalar>(
     a: &mut MatMut<'_, T>,
     from: usize,
     j: usize,
     coefficients: &mut dyn FnMut(usize, T),
 ) {
-    if from >= j {
+    if from >= j || !valid_column(a, j) {
         return;
     }
-    let n = a.nrows;
-    let stride = a.row_stride;
-    let ncols = a.ncols;
-    // Every row slice below has `ncols` entries and every index is at most `j`, so this one
-    // check lets the compiler drop the bounds checks of the loops. Callers pass `j < ncols`.
-    if j >= ncols {
-        return;
+    let mut dot = T::ZERO;
+    for_each_row!(rows(a.data, a.nrows, a.row_stride), |row| dot +=
+        row[from] * row[j]);
+    project_from(a, from, j, dot, coefficients);
+}
+
+/// [`project_out`] with its first coefficient `dot = q_from·aⱼ` already computed (one
+/// sequential sum over the rows). Returns `Σᵢ aᵢⱼ²` of the projected column, in row order from
+/// `+0`, or `None` when there was nothing to project.
+#[inline(never)]
+fn project_from<T: Scalar>(
+    a: &mut MatMut<'_, T>,
+    from: usize,
+    j: usize,
+    dot: T,
+    coefficients: &mut dyn FnMut(usize, T),
+) -> Option<T> {
+    if from >= j || !valid_column(a, j) {
+        return None;
     }
+    let (n, stride) = (a.nrows, a.row_stride);
     let data = &mut *a.data;
 
-    let mut dot = T::ZERO;
-    for i in 0..n {
-        let row = &data[i * stride..][..ncols];
-        dot += row[from] * row[j];
-    }
+    let mut dot = dot;
+    let mut sum = T::ZERO;
     for l in from..j {
         // The update with q_l and the dot product with q_{l+1} share one pass over the rows:
         // the dot product reads each entry right after its update, so the operations and their
-        // order are those of two separate passes, and so are the bits.
+        // order are those of two separate passes, and so are the bits. The last update also
+        // sums the squares of the result, for the residual norm.
         let next = l + 1;
         let mut next_dot = T::ZERO;
         if next < j {
-            for i in 0..n {
-                let row = &mut data[i * stride..][..ncols];
+            for_each_row!(rows_mut(data, n, stride), |row| {
                 let value = row[j] - dot * row[l];
                 row[j] = value;
                 next_dot += row[next] * value;
-            }
+            });
         } else {
-            for i in 0..n {
-                let row = &mut data[i * stride..][..ncols];
-                row[j] -= dot * row[l];
-            }
+            for_each_row!(rows_mut(data, n, stride), |row| {
+                let value = row[j] - dot * row[l];
+                row[j] = value;
+                sum += value * value;
+            });
         }
         coefficients(l, dot);
         dot = next_dot;
     }
+    Some(sum)
 }
 
-/// Columns orthonormalised together as one panel: the projections against all earlier panels
-/// run as passes over whole rows (contiguous, vectorised across the panel), only the projections
-/// inside a panel walk single columns. 8 keeps the panel's coefficients and norms (about 200
-/// bytes for f64) small enough for a microcontroller's stack.
-const PANEL: usize = 8;
+/// Sums over a column that the pass which last wrote it gathered for the next steps on it.
+#[derive(Clone, Copy)]
+struct ColumnSums<T> {
+    /// `Σᵢ aᵢⱼ²`, in row order from `+0`: the residual norm after the first sweep.
+    squares: T,
+    /// `Σᵢ aᵢ₀·aᵢⱼ`, in row order from `+0`: the first coefficient of the second sweep.
+    dot_first: T,
+}
 
-/// Projects the panel columns `j0..j1` against column `l`, once, in MGS order: all dot products
-/// `q_l·a_c` in one pass over the rows, then all updates `a_c −= (q_l·a_c) q_l` in a second.
-/// Each dot product is still one sequential sum over the rows.
-fn project_panel<T: Scalar>(a: &mut MatMut<'_, T>, l: usize, j0: usize, dots: &mut [T]) {
-    let n = a.nrows;
-    let stride = a.row_stride;
-    let width = dots.len();
-    dots.fill(T::ZERO);
-    for i in 0..n {
-        let row = &a.data[i * stride..i * stride + j0 + width];
-        let q = row[l];
-        for (dot, &x) in dots.iter_mut().zip(&row[j0..]) {
-            *dot += q * x;
+/// Columns orthonormalised together as one panel: the first-sweep projections run as passes
+/// over whole rows (contiguous, across the panel), only the second sweep walks single columns.
+///
+/// On the Cortex-M4F profile of a 32×64 rank-8 step (`examples/mcu/profile.sh`), 8 columns took
+/// 3,300 (opt-level "s") to 3,600 (opt-level 3) fewer instructions per step than 4, about 1 % of
+/// the step. They took 48 more bytes of stack in the QR's frame, and 3.5 KB ("s") to 8.1 KB (3)
+/// more flash in `examples/mcu/examples/dion_layer.rs` for the per-width kernels. The step has to
+/// fit in a small stack, so the panel is 4.
+const PANEL: usize = 4;
+
+// `project_panel` has one arm per width up to `PANEL`, and `unrolled!` one slot per column.
+const _: () = assert!(PANEL == 4);
+
+/// Projects columns `first..first + dots.len()` against column `l < first`, once, in MGS order:
+/// all dot products `q_l·a_c` (written to `dots`) in one pass over the rows, then all updates
+/// `a_c −= (q_l·a_c) q_l` in a second. Each dot product is still one sequential sum over the
+/// rows. The update pass also gathers the [`ColumnSums`] of column `first`, which it returns.
+#[inline(always)]
+fn project_panel<T: Scalar>(
+    a: &mut MatMut<'_, T>,
+    l: usize,
+    first: usize,
+    dots: &mut [T],
+) -> ColumnSums<T> {
+    let mut sums = ColumnSums {
+        squares: T::ZERO,
+        dot_first: T::ZERO,
+    };
+    let mut start = first;
+    let mut dots = dots;
+    while !dots.is_empty() {
+        let width = dots.len().min(PANEL);
+        let (block, rest) = dots.split_at_mut(width);
+        // One instance per width keeps the running dot products in registers.
+        let block_sums = match width {
+            1 => project_block::<T, 1>(a, l, start, block),
+            2 => project_block::<T, 2>(a, l, start, block),
+            3 => project_block::<T, 3>(a, l, start, block),
+            _ => project_block::<T, PANEL>(a, l, start, block),
+        };
+        if start == first {
+            sums = block_sums;
         }
+        start += width;
+        dots = rest;
     }
-    for i in 0..n {
-        let row = &mut a.data[i * stride..i * stride + j0 + width];
-        let q = row[l];
-        for (x, &dot) in row[j0..].iter_mut().zip(dots.iter()) {
-            *x -= dot * q;
+    sums
+}
+
+/// Runs `$body` for `$c = 0, 1, …, W − 1` (`W ≤ PANEL` a constant) as straight-line code, so
+/// that the running sums stay in registers at every opt-level ("s" does not unroll loops).
+macro_rules! unrolled {
+    ($width:expr, |$c:ident| $body:expr) => {{
+        {
+            let $c = 0;
+            if $c < $width {
+                $body;
+            }
         }
+        {
+            let $c = 1;
+            if $c < $width {
+                $body;
+            }
+        }
+        {
+            let $c = 2;
+            if $c < $width {
+                $body;
+            }
+        }
+        {
+            let $c = 3;
+            if $c < $width {
+                $body;
+            }
+        }
+    }};
+}
+
+/// [`project_panel`] for exactly `W ≤ PANEL` columns.
+#[inline(never)]
+fn project_block<T: Scalar, const W: usize>(
+    a: &mut MatMut<'_, T>,
+    l: usize,
+    first: usize,
+    out: &mut [T],
+) -> ColumnSums<T> {
+    let (n, stride) = (a.nrows, a.row_stride);
+    let mut sums = ColumnSums {
+        squares: T::ZERO,
+        dot_first: T::ZERO,
+    };
+    let Some(end) = first.checked_add(W) else {
+        return sums;
+    };
+    let fits = end <= a.ncols && end <= stride;
+    if W == 0 || W > PANEL || out.len() != W || l >= first || !fits || !valid_column(a, l) {
+        return sums;
     }
+    let data = &mut *a.data;
+
+    // `PANEL` slots whatever `W` is, because `unrolled!` names them all; every access has a
+    // constant index, so the array lives in registers.
+    let mut dots = [T::ZERO; PANEL];
+    for_each_row!(rows(data, n, stride), |row| {
+        let q = row[l];
+        let x = &row[first..end];
+        unrolled!(W, |c| dots[c] += q * x[c]);
+    });
+    for_each_row!(rows_mut(data, n, stride), |row| {
+        let q = row[l];
+        let q_first = row[0];
+        let x = &mut row[first..end];
+        unrolled!(W, |c| x[c] -= dots[c] * q);
+        sums.squares += x[0] * x[0];
+        sums.dot_first += q_first * x[0];
+    });
+    unrolled!(W, |c| out[c] = dots[c]);
+    sums
 }
 
 /// The MGS loop on a finite matrix with `k ≤ n`. `r`, if given, is `k × k` and zeroed.
 ///
-/// Columns go in panels of [`PANEL`]. The first sweep of a panel's columns against every earlier
-/// panel runs as passes over whole rows; then each column finishes its first sweep inside the
-/// panel, runs its second sweep (with reorthogonalisation) over all earlier columns, is checked
-/// for dependence and normalised. The operations on each column are those of column-by-column
-/// MGS with two sweeps, in the same order, so the result is the same bits.
+/// Columns go in panels of [`PANEL`]. The first sweep runs "right-looking" as passes over whole
+/// rows: each column, once finished, is projected out of every later column of its panel, and
+/// at the start of a panel every earlier column is projected out of the whole panel. The second
+/// sweep (with reorthogonalisation) runs column by column over all earlier columns, after which
+/// the column is checked for dependence and normalised. Each column gets the projections of
+/// column-by-column MGS with two sweeps, in the same order and with the same sums, so the
+/// result is the same bits.
 ///
 /// `complete(a, j)` must overwrite column `j` with a unit vector orthogonal to columns `0..j`,
 /// or with zeros; [`complete_column`] is the default, the Dion step passes one that prefers
-/// directions in the range of `B`.
-#[inline(never)]
+/// directions in the range of `B`. It must not read or write columns after `j`.
 pub(crate) fn mgs<T: Scalar>(
     a: &mut MatMut<'_, T>,
     mut r: Option<&mut MatMut<'_, T>>,
@@ -232,10 +515,9 @@ pub(crate) fn mgs<T: Scalar>(
     complete: &mut dyn FnMut(&mut MatMut<'_, T>, usize),
 ) -> QrInfo {
     let (n, k) = a.shape();
-    let stride = a.row_stride;
-    let sweeps = if options.reorthogonalize { 2 } else { 1 };
     // Relative threshold below which a residual is rounding noise (see the module docs).
     let threshold = T::from_usize(n) * T::EPSILON;
+    let min_sum = min_plain_sum::<T>(n);
     let mut rank = 0;
     let mut dots = [T::ZERO; PANEL];
     let mut originals = [ScaledNorm {
@@ -248,67 +530,117 @@ pub(crate) fn mgs<T: Scalar>(
         let j1 = (j0 + PANEL).min(k);
         let width = j1 - j0;
 
-        // Bring each column to unit scale: exact, and keeps every later sum finite.
+        // Bring each column to unit scale: exact, and keeps every later sum finite. The first
+        // column of the matrix has no projections, so its sums are those of the scaling.
+        let mut next = ColumnSums {
+            squares: T::ZERO,
+            dot_first: T::ZERO,
+        };
         for (c, original) in originals[..width].iter_mut().enumerate() {
-            *original = column_norm(a, j0 + c);
-            let scale = original.scale();
-            for i in 0..n {
-                a.data[at(stride, i, j0 + c)] *= scale;
+            let (norm, squares) = scale_column(a, j0 + c);
+            *original = norm;
+            if c == 0 {
+                next.squares = squares;
             }
         }
 
-        // First sweep against every earlier panel, as passes over whole rows.
+        // First sweep against every earlier panel.
         for l in 0..j0 {
-            project_panel(a, l, j0, &mut dots[..width]);
-            if let Some(r) = r.as_deref_mut() {
-                for (c, &dot) in dots[..width].iter().enumerate() {
-                    let entry = r.get(l, j0 + c) + dot * T::exp2i(originals[c].exp);
-                    r.set(l, j0 + c, entry);
-                }
-            }
+            next = project_panel(a, l, j0, &mut dots[..width]);
+            add_coefficients(r.as_deref_mut(), l, j0, &dots[..width], &originals[..width]);
         }
 
-        for (c, original) in originals[..width].iter().enumerate() {
+        for c in 0..width {
             let j = j0 + c;
+            let original = originals[c];
             let unscale = T::exp2i(original.exp);
 
-            // The first sweep finishes inside the panel; the second (with reorthogonalisation)
-            // runs over every earlier column again, so it also removes what the in-panel
-            // projections put back along earlier panels. A column that is dependent after the
+            // The first sweep of column j is complete: every earlier column has been projected
+            // out of it, the last pass gathered its sums. A column that is dependent after the
             // first sweep stays dependent, so the second sweep runs only on columns that
             // survive the first, and R keeps the first-sweep coefficients of a dependent column.
-            let mut independent = false;
-            let mut residual = T::ZERO;
-            for sweep in 0..sweeps {
-                let from = if sweep == 0 { j0 } else { 0 };
-                project_out(a, from, j, &mut |l, dot| {
-                    if let Some(r) = r.as_deref_mut() {
+            let mut residual = residual_norm(a, j, next.squares, min_sum);
+            let mut independent = original.value > T::ZERO && residual > threshold * original.value;
+            if independent && options.reorthogonalize {
+                // The second sweep runs over every earlier column again, so it also removes what
+                // the in-panel projections put back along earlier panels.
+                // Without R the hook is an empty closure, which needs no stack frame.
+                let swept = match r.as_deref_mut() {
+                    Some(r) => project_from(a, 0, j, next.dot_first, &mut |l, dot| {
                         let entry = r.get(l, j) + dot * unscale;
                         r.set(l, j, entry);
-                    }
-                });
-                residual = column_norm(a, j).to_scalar();
-                independent = original.value > T::ZERO && residual > threshold * original.value;
-                if !independent {
-                    break;
+                    }),
+                    None => project_from(a, 0, j, next.dot_first, &mut |_, _| {}),
+                };
+                if let Some(squares) = swept {
+                    residual = residual_norm(a, j, squares, min_sum);
+                    independent = residual > threshold * original.value;
                 }
             }
 
             if independent {
-                for i in 0..n {
-                    a.data[at(stride, i, j)] /= residual;
-                }
+                divide_column(a, j, residual);
                 if let Some(r) = r.as_deref_mut() {
                     r.set(j, j, residual * unscale);
                 }
                 rank += 1;
             } else {
-                complete(a, j);
+                complete_out_of_line(complete, a, j);
+            }
+
+            // Right-looking first sweep: the finished column leaves the rest of the panel.
+            if c + 1 < width {
+                next = project_panel(a, j, j + 1, &mut dots[c + 1..width]);
+                add_coefficients(
+                    r.as_deref_mut(),
+                    j,
+                    j + 1,
+                    &dots[c + 1..width],
+                    &originals[c + 1..width],
+                );
             }
         }
         j0 = j1;
     }
     QrInfo { rank }
+}
+
+/// Calls `complete(a, j)` from a frame of its own. With one caller, the compiler inlines the
+/// completion into this function rather than into [`mgs`], whose frame (on the stack during
+/// every step) would otherwise grow by the completion's locals.
+#[inline(never)]
+fn complete_out_of_line<T: Scalar>(
+    complete: &mut dyn FnMut(&mut MatMut<'_, T>, usize),
+    a: &mut MatMut<'_, T>,
+    j: usize,
+) {
+    complete(a, j);
+}
+
+/// `aᵢⱼ ← aᵢⱼ / divisor` for every row.
+#[inline(never)]
+fn divide_column<T: Scalar>(a: &mut MatMut<'_, T>, j: usize, divisor: T) {
+    if valid_column(a, j) {
+        for_each_row!(rows_mut(a.data, a.nrows, a.row_stride), |row| row[j] /=
+            divisor);
+    }
+}
+
+/// Adds the coefficients `dots` of the projections against column `l` to row `l` of `R`,
+/// columns `first..`, each multiplied back by its column's scale.
+fn add_coefficients<T: Scalar>(
+    r: Option<&mut MatMut<'_, T>>,
+    l: usize,
+    first: usize,
+    dots: &[T],
+    originals: &[ScaledNorm<T>],
+) {
+    if let Some(r) = r {
+        for (c, (&dot, original)) in dots.iter().zip(originals).enumerate() {
+            let entry = r.get(l, first + c) + dot * T::exp2i(original.exp);
+            r.set(l, first + c, entry);
+        }
+    }
 }
 
 /// Overwrites column `j` with a unit vector orthogonal to columns `0..j` (see the module docs).
