@@ -275,7 +275,9 @@ impl<T: Scalar> DionPhaseR<'_, T> {
 }
 
 /// Checks that the update stays finite, then writes `Q`, `M` and `X` (see [`DionPhaseR::finish`]).
-#[inline(always)]
+///
+/// Out of line, so the coefficients of the update occupy the stack only while it runs.
+#[inline(never)]
 fn finish<T: Scalar>(
     core: &mut Core<'_, T>,
     config: &DionConfig<T>,

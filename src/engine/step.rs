@@ -446,34 +446,6 @@ pub(crate) struct Update<T> {
     pub c2: T,
 }
 
-/// Runs the fused final pass: each entry of `M` and `X` is read once and written once.
-///
-/// `l1, l2` have `rows` rows and `r1, r2` have `cols` rows, all with `rank` columns. The dot
-/// products come in register tiles from [`nt_product`], each one sequential sum over the rank
-/// index from zero, like the other kernels, and every tile updates its entries of `M` (first
-/// pass, which also reads `G`) or of `X` (second pass) while still in registers.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-pub(crate) fn apply_update<T: Scalar>(
-    x: &mut MatMut<'_, T>,
-    m: &mut MatMut<'_, T>,
-    g: MatRef<'_, T>,
-    l1: MatRef<'_, T>,
-    r1: MatRef<'_, T>,
-    l2: MatRef<'_, T>,
-    r2: MatRef<'_, T>,
-    update: &Update<T>,
-) {
-    // The closures hold the coefficients by value (`move`), so the kernels keep them in registers.
-    let Update { c1, decay, c2 } = *update;
-    nt_product::<T, true, _>(m, g, l1, r1, move |m_value, g_value, dot| {
-        (m_value + g_value) - c1 * dot
-    });
-    nt_product::<T, false, _>(x, g, l2, r2, move |x_value, _, dot| {
-        decay * x_value - c2 * dot
-    });
-}
-
 /// Rule by which the commit sets `Q` from `R`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum QUpdate<T> {
@@ -747,25 +719,49 @@ impl<'a, T: Scalar> Core<'a, T> {
 
     /// Runs the fused final pass `M ← B − c1·(P Rᵀ)`, `X ← decay·X − c2·(P Fᵀ)`, where `F` is
     /// the new `Q` (Dion) or `R` (PowerSGD), both transposed back when `W = Bᵀ`.
-    #[inline(never)]
+    #[inline(always)]
     pub fn apply(&mut self, update: Update<T>, x_factor_is_q: bool) {
+        self.update_momentum(update.c1);
+        self.update_param(update.decay, update.c2, x_factor_is_q);
+    }
+
+    /// `M ← (M + G) − c1·(P Rᵀ)` (or its transpose), each entry read and written once.
+    ///
+    /// Each pass builds its own views in a frame of its own: the stack then holds the views of
+    /// one pass, not of both.
+    #[inline(never)]
+    fn update_momentum(&mut self, c1: T) {
         let s = self.shape;
         let (k, inner, outer) = (s.rank(), s.inner(), s.outer());
         let p = view(self.scratch.p, outer, k);
         let r = view(self.scratch.r, inner, k);
+        let g = view(self.grad, s.rows(), s.cols());
+        let mut m = view_mut(self.state.momentum, s.rows(), s.cols());
+        let (left, right) = if s.transposed() { (r, p) } else { (p, r) };
+        // The closure holds its coefficient by value (`move`), so the kernel keeps it in a
+        // register.
+        nt_product::<T, true, _>(&mut m, g, left, right, move |m_value, g_value, dot| {
+            (m_value + g_value) - c1 * dot
+        });
+    }
+
+    /// `X ← decay·X − c2·(P Fᵀ)` (or its transpose), `F` the new `Q` or `R`.
+    #[inline(never)]
+    fn update_param(&mut self, decay: T, c2: T, x_factor_is_q: bool) {
+        let s = self.shape;
+        let (k, inner, outer) = (s.rank(), s.inner(), s.outer());
+        let p = view(self.scratch.p, outer, k);
         let f = if x_factor_is_q {
             view(self.state.q, inner, k)
         } else {
-            r
+            view(self.scratch.r, inner, k)
         };
         let g = view(self.grad, s.rows(), s.cols());
-        let mut m = view_mut(self.state.momentum, s.rows(), s.cols());
         let mut x = view_mut(self.x, s.rows(), s.cols());
-        if s.transposed() {
-            apply_update(&mut x, &mut m, g, r, p, f, p, &update);
-        } else {
-            apply_update(&mut x, &mut m, g, p, r, p, f, &update);
-        }
+        let (left, right) = if s.transposed() { (f, p) } else { (p, f) };
+        nt_product::<T, false, _>(&mut x, g, left, right, move |x_value, _, dot| {
+            decay * x_value - c2 * dot
+        });
     }
 }
 

@@ -228,11 +228,11 @@ pub(crate) fn nt_direct<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T>(
     }
     let mut i = 0;
     while i + NT_MR <= m {
-        nt_row_block::<T, EXTRA, F, NT_MR>(c, extra, a, b, f, i);
+        nt_row_block::<T, EXTRA, F, NT_MR>(c, &extra, &a, &b, f, i);
         i += NT_MR;
     }
     while i < m {
-        nt_row_block::<T, EXTRA, F, 1>(c, extra, a, b, f, i);
+        nt_row_block::<T, EXTRA, F, 1>(c, &extra, &a, &b, f, i);
         i += 1;
     }
 }
@@ -246,12 +246,13 @@ pub(crate) fn nt_direct<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T>(
 #[inline(never)]
 fn nt_row_block<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T, const R: usize>(
     c: &mut MatMut<'_, T>,
-    extra: MatRef<'_, T>,
-    a: MatRef<'_, T>,
-    b: MatRef<'_, T>,
+    extra: &MatRef<'_, T>,
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
     f: &F,
     i: usize,
 ) {
+    let (extra, a, b) = (*extra, *a, *b);
     let k = a.ncols();
     let n = c.ncols;
     if k == 0 {
