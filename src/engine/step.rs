@@ -244,16 +244,6 @@ pub(crate) struct Operator<'a, T> {
 }
 
 impl<T: Scalar> Operator<'_, T> {
-    /// `out = W·Q` for `Q` with `inner` rows.
-    #[inline(always)]
-    pub fn apply(&self, q: MatRef<'_, T>, out: &mut MatMut<'_, T>) {
-        if self.transposed {
-            gemm_tn::<T, true>(out, self.m, self.g, q);
-        } else {
-            gemm_nn::<T, true>(out, self.m, self.g, q);
-        }
-    }
-
     /// Entry `(i, c)` of `W`.
     #[inline(always)]
     fn at(&self, i: usize, c: usize) -> T {
@@ -529,25 +519,31 @@ impl<'a, T: Scalar> Core<'a, T> {
     #[inline(always)]
     fn product_p(&mut self) {
         if self.shape.transposed() {
-            self.product::<true, true>();
+            self.product::<true, true, true>();
         } else {
-            self.product::<true, false>();
+            self.product::<true, false, true>();
         }
     }
 
-    /// One product of PowerIter1: `P = W·Q` when `TO_P`, else `R = Wᵀ·P`; `TRANSPOSED` is
+    /// One product of PowerIter1: `P = W·F` when `TO_P`, with `F = Q` when `FROM_Q` and the
+    /// normalised `R` otherwise (later power iterations), else `R = Wᵀ·P`; `TRANSPOSED` is
     /// [`StepShape::transposed`].
     ///
     /// One function per variant, each building its own views: the stack of a step then holds
     /// one kernel frame below the step's own, instead of a frame with views calling a kernel
     /// that handles every variant (about 600 bytes together on the Cortex-M4F).
     #[inline(never)]
-    fn product<const TO_P: bool, const TRANSPOSED: bool>(&mut self) {
+    fn product<const TO_P: bool, const TRANSPOSED: bool, const FROM_Q: bool>(&mut self) {
         let s = self.shape;
         let m = view(self.state.momentum, s.rows(), s.cols());
         let g = view(self.grad, s.rows(), s.cols());
         if TO_P {
-            let q = view(self.state.q, s.inner(), s.rank());
+            let factor = if FROM_Q {
+                &*self.state.q
+            } else {
+                &*self.scratch.r
+            };
+            let q = view(factor, s.inner(), s.rank());
             let mut p = view_mut(self.scratch.p, s.outer(), s.rank());
             if TRANSPOSED {
                 gemm_tn::<T, true>(&mut p, m, g, q);
@@ -607,29 +603,31 @@ impl<'a, T: Scalar> Core<'a, T> {
     #[inline(always)]
     fn product_r(&mut self) {
         if self.shape.transposed() {
-            self.product::<false, true>();
+            self.product::<false, true, true>();
         } else {
-            self.product::<false, false>();
+            self.product::<false, false, true>();
         }
     }
 
     /// Starts another power iteration: checks `R`, normalises its columns and sets `P = W·R`.
-    /// Out of line and cold: the reference runs one iteration.
-    #[inline(never)]
+    /// Cold: the reference runs one iteration.
     #[cold]
     fn next_round(&mut self, epsilon: T) -> Result<(), Error> {
         self.check_r()?;
+        self.normalize_r(epsilon);
+        if self.shape.transposed() {
+            self.product::<true, true, false>();
+        } else {
+            self.product::<true, false, false>();
+        }
+        Ok(())
+    }
+
+    /// Divides every column of `R` by its norm plus `epsilon`.
+    #[inline(never)]
+    fn normalize_r(&mut self, epsilon: T) {
         let s = self.shape;
         super::power::normalize_columns(view_mut(self.scratch.r, s.inner(), s.rank()), epsilon);
-        let operator = Operator {
-            m: view(self.state.momentum, s.rows(), s.cols()),
-            g: view(self.grad, s.rows(), s.cols()),
-            transposed: s.transposed(),
-        };
-        let r = view(self.scratch.r, s.inner(), s.rank());
-        let mut p = view_mut(self.scratch.p, s.outer(), s.rank());
-        operator.apply(r, &mut p);
-        Ok(())
     }
 
     /// [`Error::Overflow`] if `R` is not finite.
