@@ -103,6 +103,9 @@ impl<T: Scalar> DionConfig<T> {
     ///
     /// # Errors
     /// [`Error::InvalidHyperparameter`] naming the first bad value and its valid range.
+    // Out of line: inlined, its error paths would keep a floating-point register of the step
+    // saved on the stack for the whole step.
+    #[inline(never)]
     pub fn validate(&self) -> Result<(), Error> {
         check_lr_wd(self.lr, self.weight_decay)?;
         let mu = self.momentum;
@@ -275,34 +278,30 @@ impl<T: Scalar> DionPhaseR<'_, T> {
 }
 
 /// Checks that the update stays finite, then writes `Q`, `M` and `X` (see [`DionPhaseR::finish`]).
-///
-/// Out of line, so the coefficients of the update occupy the stack only while it runs.
-#[inline(never)]
+#[inline(always)]
 fn finish<T: Scalar>(
     core: &mut Core<'_, T>,
     config: &DionConfig<T>,
     qr_rank: usize,
 ) -> Result<StepInfo, Error> {
-    let update = commit_bounds(core, config)?;
+    commit_bounds(core, config)?;
 
     // Commit: nothing below can fail.
-    let zero_columns = core.commit_factors(QUpdate::Normalize(config.epsilon));
-    core.apply(update, true);
+    let zero_columns = core.commit_factors(QUpdate::Normalize);
+    core.apply(true);
     Ok(StepInfo {
         qr_rank,
         zero_columns,
     })
 }
 
-/// The coefficients of the final pass, once the bounds show that it stays finite.
+/// Sets the coefficients of the final pass in `core.update`, once the bounds show that it
+/// stays finite.
 ///
 /// # Errors
 /// [`Error::Overflow`] if `R` is not finite or the new `M` or `X` could exceed `T::MAX`.
 #[inline(never)]
-fn commit_bounds<T: Scalar>(
-    core: &mut Core<'_, T>,
-    config: &DionConfig<T>,
-) -> Result<Update<T>, Error> {
+fn commit_bounds<T: Scalar>(core: &mut Core<'_, T>, config: &DionConfig<T>) -> Result<(), Error> {
     let s = core.shape;
     let scan = core.scan;
     let max_r = core.max_r()?;
@@ -325,9 +324,10 @@ fn commit_bounds<T: Scalar>(
             operand: Operand::Param,
         });
     }
-    Ok(Update {
+    core.update = Update {
         c1,
         decay,
         c2: lr_scaled,
-    })
+    };
+    Ok(())
 }

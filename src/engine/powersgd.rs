@@ -105,14 +105,12 @@ pub fn powersgd_step<T: Scalar>(
     }
 
     let zero_columns = core.commit_factors(QUpdate::Copy);
-    core.apply(
-        Update {
-            c1: T::ONE,
-            decay,
-            c2: config.lr,
-        },
-        false,
-    );
+    core.update = Update {
+        c1: T::ONE,
+        decay,
+        c2: config.lr,
+    };
+    core.apply(false);
     Ok(StepInfo {
         qr_rank: info.rank,
         zero_columns,

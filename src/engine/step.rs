@@ -430,6 +430,7 @@ pub(crate) fn check_finite<T: Scalar>(operand: Operand, a: &MatMut<'_, T>) -> Re
 
 /// Coefficients of the fused final pass:
 /// `M ← (M + G) − c1·(L1 R1ᵀ)` and `X ← decay·X − c2·(L2 R2ᵀ)`.
+#[derive(Clone, Copy)]
 pub(crate) struct Update<T> {
     pub c1: T,
     pub decay: T,
@@ -438,9 +439,10 @@ pub(crate) struct Update<T> {
 
 /// Rule by which the commit sets `Q` from `R`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum QUpdate<T> {
-    /// Dion: `Q ← R / (‖R_col‖ + ε)`; a negligible column keeps `Q_col / (‖Q_col‖ + ε)`.
-    Normalize(T),
+pub(crate) enum QUpdate {
+    /// Dion: `Q ← R / (‖R_col‖ + ε)`, `ε` the one given to [`Core::project`]; a negligible
+    /// column keeps `Q_col / (‖Q_col‖ + ε)`.
+    Normalize,
     /// PowerSGD: `Q ← R`; a negligible column keeps `Q_col`.
     Copy,
 }
@@ -453,6 +455,10 @@ pub(crate) struct Core<'a, T: Scalar> {
     pub state: StepState<'a, T>,
     pub scratch: StepScratch<'a, T>,
     pub scan: Scan<T>,
+    /// Coefficients of the final pass, set once the bounds of the commit hold.
+    pub update: Update<T>,
+    /// The `ε` of the column normalisation between power iterations.
+    epsilon: T,
 }
 
 fn view<T>(data: &[T], nrows: usize, ncols: usize) -> MatRef<'_, T> {
@@ -495,6 +501,12 @@ impl<'a, T: Scalar> Core<'a, T> {
                 max_b: T::ZERO,
                 max_x: T::ZERO,
             },
+            update: Update {
+                c1: T::ZERO,
+                decay: T::ONE,
+                c2: T::ZERO,
+            },
+            epsilon: T::ZERO,
         }
     }
 
@@ -575,10 +587,11 @@ impl<'a, T: Scalar> Core<'a, T> {
         extra_iters: usize,
         epsilon: T,
     ) -> Result<QrInfo, Error> {
+        self.epsilon = epsilon;
         let mut info = self.orthonormalize(qr, completion)?;
         self.product_r();
         for _ in 0..extra_iters {
-            self.next_round(epsilon)?;
+            self.next_round()?;
             info = self.orthonormalize(qr, completion)?;
             self.product_r();
         }
@@ -610,11 +623,11 @@ impl<'a, T: Scalar> Core<'a, T> {
     }
 
     /// Starts another power iteration: checks `R`, normalises its columns and sets `P = W·R`.
-    /// Cold: the reference runs one iteration.
-    #[cold]
-    fn next_round(&mut self, epsilon: T) -> Result<(), Error> {
+    /// Inlined, so its products run one frame below the step's like the first ones.
+    #[inline(always)]
+    fn next_round(&mut self) -> Result<(), Error> {
         self.check_r()?;
-        self.normalize_r(epsilon);
+        self.normalize_r();
         if self.shape.transposed() {
             self.product::<true, true, false>();
         } else {
@@ -625,9 +638,10 @@ impl<'a, T: Scalar> Core<'a, T> {
 
     /// Divides every column of `R` by its norm plus `epsilon`.
     #[inline(never)]
-    fn normalize_r(&mut self, epsilon: T) {
+    fn normalize_r(&mut self) {
         let s = self.shape;
-        super::power::normalize_columns(view_mut(self.scratch.r, s.inner(), s.rank()), epsilon);
+        let r = view_mut(self.scratch.r, s.inner(), s.rank());
+        super::power::normalize_columns(r, self.epsilon);
     }
 
     /// [`Error::Overflow`] if `R` is not finite.
@@ -658,7 +672,8 @@ impl<'a, T: Scalar> Core<'a, T> {
     /// so such a column has no direction worth following. With `B = 0` every column is
     /// negligible, which reproduces the reference's all-zero branch. Returns how many were.
     #[inline(never)]
-    pub fn commit_factors(&mut self, rule: QUpdate<T>) -> usize {
+    pub fn commit_factors(&mut self, rule: QUpdate) -> usize {
+        let epsilon = self.epsilon;
         let s = self.shape;
         let (m, k) = (s.inner(), s.rank());
         let r = view(self.scratch.r, m, k);
@@ -689,7 +704,7 @@ impl<'a, T: Scalar> Core<'a, T> {
                 for i in 0..s.outer() {
                     self.scratch.p[i * k + j] = T::ZERO;
                 }
-                if let QUpdate::Normalize(epsilon) = rule {
+                if let QUpdate::Normalize = rule {
                     let q_norm = scaled_norm_by(m, |i| q[i * k + j]);
                     let (factor, denominator) = q_norm.normalizer(epsilon);
                     for i in 0..m {
@@ -698,7 +713,7 @@ impl<'a, T: Scalar> Core<'a, T> {
                 }
             } else {
                 match rule {
-                    QUpdate::Normalize(epsilon) => {
+                    QUpdate::Normalize => {
                         let (factor, denominator) = norm.normalizer(epsilon);
                         for i in 0..m {
                             q[i * k + j] = r.data[i * k + j] * factor / denominator;
@@ -715,12 +730,15 @@ impl<'a, T: Scalar> Core<'a, T> {
         zero_columns
     }
 
-    /// Runs the fused final pass `M ← B − c1·(P Rᵀ)`, `X ← decay·X − c2·(P Fᵀ)`, where `F` is
-    /// the new `Q` (Dion) or `R` (PowerSGD), both transposed back when `W = Bᵀ`.
+    /// Runs the fused final pass `M ← B − c1·(P Rᵀ)`, `X ← decay·X − c2·(P Fᵀ)` with the
+    /// coefficients in `self.update`, where `F` is the new `Q` (Dion) or `R` (PowerSGD), both
+    /// transposed back when `W = Bᵀ`.
     #[inline(always)]
-    pub fn apply(&mut self, update: Update<T>, x_factor_is_q: bool) {
-        self.update_momentum(update.c1);
-        self.update_param(update.decay, update.c2, x_factor_is_q);
+    pub fn apply(&mut self, x_factor_is_q: bool) {
+        // The passes read their coefficients from `self`: held here across the calls, they
+        // would take callee-saved registers and so stack in this caller's frame.
+        self.update_momentum();
+        self.update_param(x_factor_is_q);
     }
 
     /// `M ← (M + G) − c1·(P Rᵀ)` (or its transpose), each entry read and written once.
@@ -728,7 +746,8 @@ impl<'a, T: Scalar> Core<'a, T> {
     /// Each pass builds its own views in a frame of its own: the stack then holds the views of
     /// one pass, not of both.
     #[inline(never)]
-    fn update_momentum(&mut self, c1: T) {
+    fn update_momentum(&mut self) {
+        let c1 = self.update.c1;
         let s = self.shape;
         let (k, inner, outer) = (s.rank(), s.inner(), s.outer());
         let p = view(self.scratch.p, outer, k);
@@ -745,7 +764,8 @@ impl<'a, T: Scalar> Core<'a, T> {
 
     /// `X ← decay·X − c2·(P Fᵀ)` (or its transpose), `F` the new `Q` or `R`.
     #[inline(never)]
-    fn update_param(&mut self, decay: T, c2: T, x_factor_is_q: bool) {
+    fn update_param(&mut self, x_factor_is_q: bool) {
+        let Update { decay, c2, .. } = self.update;
         let s = self.shape;
         let (k, inner, outer) = (s.rank(), s.inner(), s.outer());
         let p = view(self.scratch.p, outer, k);
