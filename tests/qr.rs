@@ -1067,6 +1067,47 @@ fn qr_bits_match_column_loop_hard_cases() {
     matches_column_by_column::<f32>(n, k, &round_to(&a)).unwrap();
 }
 
+/// Every set of dependent columns in a 10 × 9 matrix, whose panels are columns 0–3, 4–7 and 8.
+/// The QR stops at each dependent column for its completion and then resumes with the rest of
+/// the panel. So every position in a panel, runs of dependent columns and a dependent column 0
+/// must all give the bits of the column-by-column loop. A dependent column `j` is `aⱼ₋₁/2`
+/// (exact), or zero for `j = 0`, and the rank must drop by one for each.
+fn every_dependent_pattern_case<T: Scalar>() {
+    let (n, k) = (10, 9);
+    let base: Vec<T> = gaussian(97, n, k, 1.0);
+    let half = T::from_f64(0.5);
+    for pattern in 0u32..1 << k {
+        let mut a = base.clone();
+        for j in (0..k).filter(|j| pattern & (1 << j) != 0) {
+            for i in 0..n {
+                a[i * k + j] = if j == 0 {
+                    T::ZERO
+                } else {
+                    a[i * k + j - 1] * half
+                };
+            }
+        }
+        let dependent = pattern.count_ones() as usize;
+        for options in [TWO_SWEEPS, ONE_SWEEP] {
+            let rank = run_qr(&a, n, k, options).info.rank;
+            assert_eq!(rank, k - dependent, "pattern {pattern:#011b}, {options:?}");
+        }
+        if let Err(error) = matches_column_by_column(n, k, &a) {
+            panic!("pattern {pattern:#011b}: {error}");
+        }
+    }
+}
+
+#[test]
+fn qr_dependent_patterns_f32() {
+    every_dependent_pattern_case::<f32>();
+}
+
+#[test]
+fn qr_dependent_patterns_f64() {
+    every_dependent_pattern_case::<f64>();
+}
+
 /// A view whose rows are `stride > k` apart, padded with NaN that the QR must neither read nor
 /// write: once with a buffer of `n` full rows and once with one that ends after the last row's
 /// `k` entries. Q and R have the bits of the dense matrix.

@@ -133,7 +133,7 @@ pub fn qr_in_place<T: Scalar>(
     if let Some(r) = r.as_mut() {
         r.fill(T::ZERO);
     }
-    Ok(mgs(&mut a, r.as_mut(), options, &mut complete_column))
+    Ok(mgs(&mut a, r.as_mut(), options, complete_column))
 }
 
 pub(crate) fn first_non_finite<T: Scalar>(a: &MatMut<'_, T>) -> Option<(usize, usize)> {
@@ -198,6 +198,44 @@ fn rows<T>(data: &[T], nrows: usize, stride: usize) -> (impl Iterator<Item = &[T
     (full_rows, (full < nrows).then_some(last))
 }
 
+/// [`rows`] with a loop that ends on the remaining length instead of a counter, for
+/// [`project_block`].
+///
+/// LLVM does not know the trip count of such a loop before it starts, so at opt-level 3 it does
+/// not unroll it. The unrolled passes of `project_block` kept a pointer per row and column and
+/// spilled them: its frames took 128 to 192 bytes at opt-level 3 (56 to 88 with this loop), on
+/// top of the QR loop's frame in every step. The remaining-length test costs one instruction per
+/// row: 726 more per 32×64 rank-8 step at opt-level 3 and 1,216 at "s", measured with
+/// `examples/mcu/profile.sh`.
+#[inline(always)]
+fn rows_by_length<T>(
+    data: &[T],
+    nrows: usize,
+    stride: usize,
+) -> (impl Iterator<Item = &[T]>, Option<&[T]>) {
+    let full = full_rows(data.len(), nrows, stride);
+    let (body, last) = data.split_at(full * stride);
+    (
+        body.chunks_exact(stride.max(1)),
+        (full < nrows).then_some(last),
+    )
+}
+
+/// [`rows_by_length`] for writing.
+#[inline(always)]
+fn rows_by_length_mut<T>(
+    data: &mut [T],
+    nrows: usize,
+    stride: usize,
+) -> (impl Iterator<Item = &mut [T]>, Option<&mut [T]>) {
+    let full = full_rows(data.len(), nrows, stride);
+    let (body, last) = data.split_at_mut(full * stride);
+    (
+        body.chunks_exact_mut(stride.max(1)),
+        (full < nrows).then_some(last),
+    )
+}
+
 /// [`rows`] for writing.
 #[inline(always)]
 fn rows_mut<T>(
@@ -234,33 +272,35 @@ fn valid_column<T>(a: &MatMut<'_, T>, j: usize) -> bool {
 }
 
 /// The scaled norm of column `j`. Used off the hot path (completions, and residuals too small
-/// for [`residual_norm`]'s plain sum), so it stays a plain indexed loop, small in flash.
+/// for [`residual_norm`]'s plain sum), so it stays a plain indexed loop, small in flash, and out
+/// of line, so that its loops add nothing to its callers' frames.
+#[inline(never)]
 pub(crate) fn column_norm<T: Scalar>(a: &MatMut<'_, T>, j: usize) -> ScaledNorm<T> {
     let stride = a.row_stride;
     let data = &*a.data;
     scaled_norm_by(a.nrows, |i| data[at(stride, i, j)])
 }
 
-/// Scales column `j` by the power of two that brings its largest entry into `[1, 2)` and
-/// returns the column's norm and `Σᵢ aᵢⱼ²` of the scaled column. The scaled entries are the ones
-/// [`column_norm`] squares, so they are written back in the same pass.
+/// Scales column `j` by the power of two that brings its largest entry into `[1, 2)`, writes
+/// the column's norm to `norm` and returns `Σᵢ aᵢⱼ²` of the scaled column. The scaled entries
+/// are the ones [`column_norm`] squares, so they are written back in the same pass.
 #[inline(never)]
-fn scale_column<T: Scalar>(a: &mut MatMut<'_, T>, j: usize) -> (ScaledNorm<T>, T) {
+fn scale_column<T: Scalar>(a: &mut MatMut<'_, T>, j: usize, norm: &mut ScaledNorm<T>) -> T {
     let (n, stride) = (a.nrows, a.row_stride);
     let mut sum = T::ZERO;
     if !valid_column(a, j) {
-        let zero = ScaledNorm {
+        *norm = ScaledNorm {
             value: T::ZERO,
             exp: 0,
         };
-        return (zero, sum);
+        return sum;
     }
     let data = &mut *a.data;
     let mut amax = T::ZERO;
     for_each_row!(rows(data, n, stride), |row| amax =
         amax.max_magnitude(row[j]));
     // A zero column is left as it is (its factor would be 1); the input is finite.
-    let norm = scaled_norm_from_max(amax, |scale| {
+    *norm = scaled_norm_from_max(amax, |scale| {
         for_each_row!(rows_mut(data, n, stride), |row| {
             let x = row[j] * scale;
             row[j] = x;
@@ -268,7 +308,7 @@ fn scale_column<T: Scalar>(a: &mut MatMut<'_, T>, j: usize) -> (ScaledNorm<T>, T
         });
         sum
     });
-    (norm, sum)
+    sum
 }
 
 /// Computes the smallest plain sum of squares of a length-`n` column that [`residual_norm`]
@@ -293,52 +333,58 @@ fn min_plain_sum<T: Scalar>(n: usize) -> T {
 /// subnormal, because scaling by a power of two does not change rounding in the normal range.
 /// A column below the minimum is dependent in any case: its norm is under `√n·2⁻⁵¹` (f32) while
 /// the rank threshold is `n·ε` times a norm of at least `2⁻²³`.
-fn residual_norm<T: Scalar>(a: &MatMut<'_, T>, j: usize, sum: T, min_sum: T) -> T {
-    if sum >= min_sum && sum <= T::MAX {
+fn residual_norm<T: Scalar>(a: &MatMut<'_, T>, j: usize, sum: T) -> T {
+    if sum >= min_plain_sum::<T>(a.nrows) && sum <= T::MAX {
         sum.sqrt()
     } else {
         column_norm(a, j).to_scalar()
     }
 }
 
-/// `aⱼ ← aⱼ − (q_l·aⱼ) q_l` for `from ≤ l < j`, in order, passing each coefficient `q_l·aⱼ`
-/// to `coefficients(l, ·)`.
+/// `aⱼ ← aⱼ − (q_l·aⱼ) q_l` for `l < j`, in order, twice: the projections of a completion.
+///
+/// Not on the path of a full-rank QR, so it stays plain indexed loops, two passes per column (a
+/// dot product, then the update): they need few registers, and their bounds checks keep LLVM
+/// from unrolling them, so the frame stays small. The bits are those of [`project_from`], which
+/// runs the same operations in the same order.
 #[inline(never)]
-pub(crate) fn project_out<T: Scalar>(
-    a: &mut MatMut<'_, T>,
-    from: usize,
-    j: usize,
-    coefficients: &mut dyn FnMut(usize, T),
-) {
-    if from >= j || !valid_column(a, j) {
-        return;
+pub(crate) fn project_out_twice<T: Scalar>(a: &mut MatMut<'_, T>, j: usize) {
+    let (n, stride) = (a.nrows, a.row_stride);
+    let data = &mut *a.data;
+    for _ in 0..2 {
+        for l in 0..j {
+            let mut dot = T::ZERO;
+            for i in 0..n {
+                dot += data[at(stride, i, l)] * data[at(stride, i, j)];
+            }
+            for i in 0..n {
+                let q = data[at(stride, i, l)];
+                data[at(stride, i, j)] -= dot * q;
+            }
+        }
     }
-    let mut dot = T::ZERO;
-    for_each_row!(rows(a.data, a.nrows, a.row_stride), |row| dot +=
-        row[from] * row[j]);
-    project_from(a, from, j, dot, coefficients);
 }
 
-/// [`project_out`] with its first coefficient `dot = q_from·aⱼ` already computed (one
-/// sequential sum over the rows). Returns `Σᵢ aᵢⱼ²` of the projected column, in row order from
-/// `+0`, or `None` when there was nothing to project.
+/// `aⱼ ← aⱼ − (q_l·aⱼ) q_l` for `l < j`, in order, passing each coefficient `q_l·aⱼ` to
+/// `coefficients(l, ·)`, with the first one, `dot = q₀·aⱼ`, already computed (one sequential
+/// sum over the rows). Returns `Σᵢ aᵢⱼ²` of the projected column, in row order from `+0`, or 0
+/// when there was nothing to project (`j = 0`).
 #[inline(never)]
 fn project_from<T: Scalar>(
     a: &mut MatMut<'_, T>,
-    from: usize,
     j: usize,
     dot: T,
     coefficients: &mut dyn FnMut(usize, T),
-) -> Option<T> {
-    if from >= j || !valid_column(a, j) {
-        return None;
+) -> T {
+    if j == 0 || !valid_column(a, j) {
+        return T::ZERO;
     }
     let (n, stride) = (a.nrows, a.row_stride);
     let data = &mut *a.data;
 
     let mut dot = dot;
     let mut sum = T::ZERO;
-    for l in from..j {
+    for l in 0..j {
         // The update with q_l and the dot product with q_{l+1} share one pass over the rows:
         // the dot product reads each entry right after its update, so the operations and their
         // order are those of two separate passes, and so are the bits. The last update also
@@ -361,7 +407,7 @@ fn project_from<T: Scalar>(
         coefficients(l, dot);
         dot = next_dot;
     }
-    Some(sum)
+    sum
 }
 
 /// Sums over a column that the pass which last wrote it gathered for the next steps on it.
@@ -390,6 +436,8 @@ const _: () = assert!(PANEL == 4);
 /// all dot products `q_l·a_c` (written to `dots`) in one pass over the rows, then all updates
 /// `a_c −= (q_l·a_c) q_l` in a second. Each dot product is still one sequential sum over the
 /// rows. The update pass also gathers the [`ColumnSums`] of column `first`, which it returns.
+///
+/// `dots` holds 1 to [`PANEL`] columns, the rest of one panel.
 #[inline(always)]
 fn project_panel<T: Scalar>(
     a: &mut MatMut<'_, T>,
@@ -397,29 +445,13 @@ fn project_panel<T: Scalar>(
     first: usize,
     dots: &mut [T],
 ) -> ColumnSums<T> {
-    let mut sums = ColumnSums {
-        squares: T::ZERO,
-        dot_first: T::ZERO,
-    };
-    let mut start = first;
-    let mut dots = dots;
-    while !dots.is_empty() {
-        let width = dots.len().min(PANEL);
-        let (block, rest) = dots.split_at_mut(width);
-        // One instance per width keeps the running dot products in registers.
-        let block_sums = match width {
-            1 => project_block::<T, 1>(a, l, start, block),
-            2 => project_block::<T, 2>(a, l, start, block),
-            3 => project_block::<T, 3>(a, l, start, block),
-            _ => project_block::<T, PANEL>(a, l, start, block),
-        };
-        if start == first {
-            sums = block_sums;
-        }
-        start += width;
-        dots = rest;
+    // One instance per width keeps the running dot products in registers.
+    match dots.len() {
+        1 => project_block::<T, 1>(a, l, first, dots),
+        2 => project_block::<T, 2>(a, l, first, dots),
+        3 => project_block::<T, 3>(a, l, first, dots),
+        _ => project_block::<T, PANEL>(a, l, first, dots),
     }
-    sums
 }
 
 /// Runs `$body` for `$c = 0, 1, …, W − 1` (`W ≤ PANEL` a constant) as straight-line code, so
@@ -478,12 +510,12 @@ fn project_block<T: Scalar, const W: usize>(
     // `PANEL` slots whatever `W` is, because `unrolled!` names them all; every access has a
     // constant index, so the array lives in registers.
     let mut dots = [T::ZERO; PANEL];
-    for_each_row!(rows(data, n, stride), |row| {
+    for_each_row!(rows_by_length(data, n, stride), |row| {
         let q = row[l];
         let x = &row[first..end];
         unrolled!(W, |c| dots[c] += q * x[c]);
     });
-    for_each_row!(rows_mut(data, n, stride), |row| {
+    for_each_row!(rows_by_length_mut(data, n, stride), |row| {
         let q = row[l];
         let q_first = row[0];
         let x = &mut row[first..end];
@@ -497,6 +529,24 @@ fn project_block<T: Scalar, const W: usize>(
 
 /// The MGS loop on a finite matrix with `k ≤ n`. `r`, if given, is `k × k` and zeroed.
 ///
+/// `complete(a, j)` must overwrite column `j` with a unit vector orthogonal to columns `0..j`,
+/// or with zeros; [`complete_column`] is the default. It must not read or write columns after
+/// `j`. It runs between two calls of [`Mgs::run`], so its frame is not on top of the loop's.
+pub(crate) fn mgs<T: Scalar>(
+    a: &mut MatMut<'_, T>,
+    mut r: Option<&mut MatMut<'_, T>>,
+    options: QrOptions,
+    mut complete: impl FnMut(&mut MatMut<'_, T>, usize),
+) -> QrInfo {
+    let mut state = Mgs::new();
+    while let Some(j) = state.run(a, r.as_deref_mut(), options) {
+        complete(a, j);
+    }
+    QrInfo { rank: state.rank() }
+}
+
+/// The MGS loop, stopped at each dependent column so that the caller can complete it.
+///
 /// Columns go in panels of [`PANEL`]. The first sweep runs "right-looking" as passes over whole
 /// rows: each column, once finished, is projected out of every later column of its panel, and
 /// at the start of a panel every earlier column is projected out of the whole panel. The second
@@ -505,116 +555,140 @@ fn project_block<T: Scalar, const W: usize>(
 /// column-by-column MGS with two sweeps, in the same order and with the same sums, so the
 /// result is the same bits.
 ///
-/// `complete(a, j)` must overwrite column `j` with a unit vector orthogonal to columns `0..j`,
-/// or with zeros; [`complete_column`] is the default, the Dion step passes one that prefers
-/// directions in the range of `B`. It must not read or write columns after `j`.
-pub(crate) fn mgs<T: Scalar>(
-    a: &mut MatMut<'_, T>,
-    mut r: Option<&mut MatMut<'_, T>>,
-    options: QrOptions,
-    complete: &mut dyn FnMut(&mut MatMut<'_, T>, usize),
-) -> QrInfo {
-    let (n, k) = a.shape();
-    // Relative threshold below which a residual is rounding noise (see the module docs).
-    let threshold = T::from_usize(n) * T::EPSILON;
-    let min_sum = min_plain_sum::<T>(n);
-    let mut rank = 0;
-    let mut dots = [T::ZERO; PANEL];
-    let mut originals = [ScaledNorm {
-        value: T::ZERO,
-        exp: 0,
-    }; PANEL];
+/// [`run`](Self::run) returns at a dependent column instead of calling a completion, and picks up
+/// where it stopped on the next call. The caller keeps this state and runs the completion
+/// between the calls, so the completion's frames sit beside the loop's rather than on top of
+/// them: the deepest stack is the caller's frame plus the larger of the two chains, not their
+/// sum.
+pub(crate) struct Mgs<T> {
+    /// The column to finish next. Panels start at the multiples of [`PANEL`].
+    next: usize,
+    /// Columns orthonormalised so far (not completed).
+    rank: usize,
+    /// Norms before scaling of the columns of the panel of `next`.
+    originals: [ScaledNorm<T>; PANEL],
+}
 
-    let mut j0 = 0;
-    while j0 < k {
-        let j1 = (j0 + PANEL).min(k);
-        let width = j1 - j0;
-
-        // Bring each column to unit scale: exact, and keeps every later sum finite. The first
-        // column of the matrix has no projections, so its sums are those of the scaling.
-        let mut next = ColumnSums {
-            squares: T::ZERO,
-            dot_first: T::ZERO,
-        };
-        for (c, original) in originals[..width].iter_mut().enumerate() {
-            let (norm, squares) = scale_column(a, j0 + c);
-            *original = norm;
-            if c == 0 {
-                next.squares = squares;
-            }
+impl<T: Scalar> Mgs<T> {
+    /// Creates the state of a loop that has not started.
+    pub fn new() -> Self {
+        Self {
+            next: 0,
+            rank: 0,
+            originals: [ScaledNorm {
+                value: T::ZERO,
+                exp: 0,
+            }; PANEL],
         }
+    }
 
-        // First sweep against every earlier panel.
-        for l in 0..j0 {
-            next = project_panel(a, l, j0, &mut dots[..width]);
-            add_coefficients(r.as_deref_mut(), l, j0, &dots[..width], &originals[..width]);
-        }
+    /// Returns the number of columns orthonormalised so far, not counting completed ones.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
 
-        for c in 0..width {
-            let j = j0 + c;
-            let original = originals[c];
-            let unscale = T::exp2i(original.exp);
+    /// Tests column `j` (column `c` of the panel) for dependence after a sweep that left
+    /// `sum = Σᵢ aᵢⱼ²`. Returns its [`residual_norm`] if that is above `n·ε` times the column's
+    /// norm before scaling (see the module docs), else `None`.
+    ///
+    /// Out of line, reading the norm and computing the threshold here: the loop of
+    /// [`run`](Self::run) then keeps no floating-point value across its calls but the next
+    /// sweep's first coefficient, which saves it registers to preserve on the stack.
+    #[inline(never)]
+    fn independent_residual(&self, a: &MatMut<'_, T>, j: usize, c: usize, sum: T) -> Option<T> {
+        let original = self.originals[c].value;
+        let residual = residual_norm(a, j, sum);
+        let threshold = T::from_usize(a.nrows) * T::EPSILON;
+        (original > T::ZERO && residual > threshold * original).then_some(residual)
+    }
+
+    /// Runs the loop on `a` until a column `j` turns out dependent, and returns `Some(j)`, or
+    /// `None` once every column is done. `a` is finite with `k ≤ n`, and `r`, if given, is
+    /// `k × k` and zeroed before the first call.
+    ///
+    /// After `Some(j)`, the caller must overwrite column `j` with a unit vector orthogonal to
+    /// columns `0..j`, or with zeros, and touch no other column. Then it calls `run` again with
+    /// the same `a`, `r` and `options`.
+    #[inline(never)]
+    pub fn run(
+        &mut self,
+        a: &mut MatMut<'_, T>,
+        mut r: Option<&mut MatMut<'_, T>>,
+        options: QrOptions,
+    ) -> Option<usize> {
+        let k = a.ncols;
+        let mut dots = [T::ZERO; PANEL];
+
+        while self.next < k {
+            let j = self.next;
+            let c = j % PANEL;
+            let j0 = j - c;
+            let width = (k - j0).min(PANEL);
+
+            let next = if c == 0 {
+                // Bring each column to unit scale: exact, and keeps every later sum finite. The
+                // columns are independent here, and going right to left leaves no sum to keep
+                // across a call, because the last one is `Σᵢ aᵢⱼ²` of the panel's first column.
+                // For column 0, which has no projections, that is both of its sums, since
+                // `dot_first` is `Σᵢ aᵢ₀·aᵢⱼ`. A later panel gets its sums from the sweeps below.
+                let mut c = width - 1;
+                let mut squares = scale_column(a, j0 + c, &mut self.originals[c]);
+                while c > 0 {
+                    c -= 1;
+                    squares = scale_column(a, j0 + c, &mut self.originals[c]);
+                }
+                let mut next = ColumnSums {
+                    squares,
+                    dot_first: squares,
+                };
+                // First sweep against every earlier panel.
+                for l in 0..j0 {
+                    next = project_panel(a, l, j0, &mut dots[..width]);
+                    let originals = &self.originals[..width];
+                    add_coefficients(r.as_deref_mut(), l, j0, &dots[..width], originals);
+                }
+                next
+            } else {
+                // Right-looking first sweep: column j − 1, finished (or completed by the caller),
+                // leaves the rest of the panel.
+                let next = project_panel(a, j - 1, j, &mut dots[c..width]);
+                let originals = &self.originals[c..width];
+                add_coefficients(r.as_deref_mut(), j - 1, j, &dots[c..width], originals);
+                next
+            };
+            self.next = j + 1;
 
             // The first sweep of column j is complete: every earlier column has been projected
             // out of it, the last pass gathered its sums. A column that is dependent after the
             // first sweep stays dependent, so the second sweep runs only on columns that
             // survive the first, and R keeps the first-sweep coefficients of a dependent column.
-            let mut residual = residual_norm(a, j, next.squares, min_sum);
-            let mut independent = original.value > T::ZERO && residual > threshold * original.value;
-            if independent && options.reorthogonalize {
+            let mut residual = self.independent_residual(a, j, c, next.squares);
+            if j > 0 && residual.is_some() && options.reorthogonalize {
                 // The second sweep runs over every earlier column again, so it also removes what
                 // the in-panel projections put back along earlier panels.
                 // Without R the hook is an empty closure, which needs no stack frame.
-                let swept = match r.as_deref_mut() {
-                    Some(r) => project_from(a, 0, j, next.dot_first, &mut |l, dot| {
+                let unscale = T::exp2i(self.originals[c].exp);
+                let squares = match r.as_deref_mut() {
+                    Some(r) => project_from(a, j, next.dot_first, &mut |l, dot| {
                         let entry = r.get(l, j) + dot * unscale;
                         r.set(l, j, entry);
                     }),
-                    None => project_from(a, 0, j, next.dot_first, &mut |_, _| {}),
+                    None => project_from(a, j, next.dot_first, &mut |_, _| {}),
                 };
-                if let Some(squares) = swept {
-                    residual = residual_norm(a, j, squares, min_sum);
-                    independent = residual > threshold * original.value;
-                }
+                residual = self.independent_residual(a, j, c, squares);
             }
 
-            if independent {
-                divide_column(a, j, residual);
-                if let Some(r) = r.as_deref_mut() {
-                    r.set(j, j, residual * unscale);
-                }
-                rank += 1;
-            } else {
-                complete_out_of_line(complete, a, j);
+            let Some(residual) = residual else {
+                return Some(j);
+            };
+            if let Some(r) = r.as_deref_mut() {
+                r.set(j, j, residual * T::exp2i(self.originals[c].exp));
             }
-
-            // Right-looking first sweep: the finished column leaves the rest of the panel.
-            if c + 1 < width {
-                next = project_panel(a, j, j + 1, &mut dots[c + 1..width]);
-                add_coefficients(
-                    r.as_deref_mut(),
-                    j,
-                    j + 1,
-                    &dots[c + 1..width],
-                    &originals[c + 1..width],
-                );
-            }
+            divide_column(a, j, residual);
+            self.rank += 1;
         }
-        j0 = j1;
+        None
     }
-    QrInfo { rank }
-}
-
-/// Calls `complete(a, j)` from a frame of its own. With one caller, the compiler inlines the
-/// completion into this function rather than into [`mgs`], whose frame (on the stack during
-/// every step) would otherwise grow by the completion's locals.
-#[inline(never)]
-fn complete_out_of_line<T: Scalar>(
-    complete: &mut dyn FnMut(&mut MatMut<'_, T>, usize),
-    a: &mut MatMut<'_, T>,
-    j: usize,
-) {
-    complete(a, j);
 }
 
 /// `aᵢⱼ ← aᵢⱼ / divisor` for every row.
@@ -666,9 +740,7 @@ pub(crate) fn complete_column<T: Scalar>(a: &mut MatMut<'_, T>, j: usize) {
     for i in 0..n {
         a.data[at(stride, i, j)] = if i == best_row { T::ONE } else { T::ZERO };
     }
-    for _ in 0..2 {
-        project_out(a, 0, j, &mut |_, _| {});
-    }
+    project_out_twice(a, j);
     let norm = column_norm(a, j).to_scalar();
     for i in 0..n {
         a.data[at(stride, i, j)] /= norm;

@@ -12,7 +12,7 @@
 
 use super::gemm::{gemm_nn, gemm_tn, nt_product};
 use super::norm::{scaled_norm_by, ScaledNorm};
-use super::qr::{column_norm, first_non_finite, mgs, project_out, QrInfo, QrOptions};
+use super::qr::{column_norm, first_non_finite, project_out_twice, Mgs, QrInfo, QrOptions};
 use super::view::{MatMut, MatRef};
 use crate::error::{Error, Operand};
 use crate::scalar::Scalar;
@@ -235,35 +235,6 @@ pub(crate) fn scan<T: Scalar>(
     Ok(Scan { max_b, max_x })
 }
 
-/// The matrix the power iteration runs on, `W = M + G` or `W = (M + G)ᵀ`, never stored.
-#[derive(Clone, Copy)]
-pub(crate) struct Operator<'a, T> {
-    pub m: MatRef<'a, T>,
-    pub g: MatRef<'a, T>,
-    pub transposed: bool,
-}
-
-impl<T: Scalar> Operator<'_, T> {
-    /// Entry `(i, c)` of `W`.
-    #[inline(always)]
-    fn at(&self, i: usize, c: usize) -> T {
-        if self.transposed {
-            self.m.get(c, i) + self.g.get(c, i)
-        } else {
-            self.m.get(i, c) + self.g.get(i, c)
-        }
-    }
-
-    /// Columns of `W`.
-    fn ncols(&self) -> usize {
-        if self.transposed {
-            self.m.nrows()
-        } else {
-            self.m.ncols()
-        }
-    }
-}
-
 /// `true` when `a > b`, for norms kept as `value · 2^exp`.
 fn scaled_greater<T: Scalar>(a: ScaledNorm<T>, b: ScaledNorm<T>) -> bool {
     if a.value == T::ZERO {
@@ -297,28 +268,33 @@ fn scaled_greater<T: Scalar>(a: ScaledNorm<T>, b: ScaledNorm<T>) -> bool {
 /// `R`, which the commit leaves out of the update.
 ///
 /// Returns `false` when it zeroed the column.
-pub(crate) fn complete_from_range<T: Scalar>(
-    operator: Operator<'_, T>,
-    p: &mut MatMut<'_, T>,
-    j: usize,
-) -> bool {
-    let n = p.nrows;
-    let stride = p.row_stride;
+///
+/// Out of line, and it builds its views itself: its frame sits beside the QR loop's
+/// ([`Mgs::run`]) rather than on top of it, and the caller keeps no copy of the views. Loading
+/// a column of `W` and projecting it are leaf calls of their own, so only one of them is on the
+/// stack at a time.
+#[inline(never)]
+fn complete_from_range<T: Scalar>(core: &mut Core<'_, T>, j: usize) -> bool {
+    let s = core.shape;
+    let (n, k) = (s.outer(), s.rank());
     let mut best: Option<(usize, ScaledNorm<T>)> = None;
     let mut largest = ScaledNorm {
         value: T::ZERO,
         exp: 0,
     };
 
-    for c in 0..operator.ncols() {
-        let original = load_and_project(operator, p, j, c);
-        let Some(original) = original else { continue };
+    // W has `inner` columns.
+    for c in 0..s.inner() {
+        let Some(original) = load_column(core, j, c) else {
+            continue;
+        };
         if scaled_greater(original, largest) {
             largest = original;
         }
-        let residual = column_norm(p, j);
+        let p = &mut view_mut(core.scratch.p, n, k);
+        project_out_twice(p, j);
         let residual = ScaledNorm {
-            value: residual.to_scalar(),
+            value: column_norm(p, j).to_scalar(),
             exp: original.exp,
         };
         let better = match best {
@@ -337,22 +313,26 @@ pub(crate) fn complete_from_range<T: Scalar>(
     };
     match best {
         Some((c, residual)) if scaled_greater(residual, threshold) => {
-            let _ = load_and_project(operator, p, j, c);
+            let _ = load_column(core, j, c);
+            let p = &mut view_mut(core.scratch.p, n, k);
+            project_out_twice(p, j);
             let norm = column_norm(p, j).to_scalar();
             for i in 0..n {
-                p.data[i * stride + j] /= norm;
+                p.data[i * k + j] /= norm;
             }
             true
         }
         _ => {
-            zero_column(p, j);
+            zero_column(&mut view_mut(core.scratch.p, n, k), j);
             false
         }
     }
 }
 
 /// Completion that drops the column: the phased step, where `W` is only known per worker, uses
-/// it so that every worker makes the same choice from the averaged `P` alone.
+/// it so that every worker makes the same choice from the averaged `P` alone. Out of line, so
+/// that its loop adds nothing to the frame of [`Core::orthonormalize`].
+#[inline(never)]
 pub(crate) fn zero_column<T: Scalar>(p: &mut MatMut<'_, T>, j: usize) {
     let stride = p.row_stride;
     for i in 0..p.nrows {
@@ -360,26 +340,29 @@ pub(crate) fn zero_column<T: Scalar>(p: &mut MatMut<'_, T>, j: usize) {
     }
 }
 
-/// Writes `W e_c`, scaled to unit magnitude, into column `j` of `p` and projects out columns
-/// `0..j` twice. Returns the norm of `W e_c`, or `None` if that column is zero.
-fn load_and_project<T: Scalar>(
-    operator: Operator<'_, T>,
-    p: &mut MatMut<'_, T>,
-    j: usize,
-    c: usize,
-) -> Option<ScaledNorm<T>> {
-    let n = p.nrows;
-    let stride = p.row_stride;
-    let original = scaled_norm_by(n, |i| operator.at(i, c));
+/// Writes `W e_c`, scaled to unit magnitude, into column `j` of `P`. Returns the norm of
+/// `W e_c`, or `None` (writing nothing) if that column is zero.
+#[inline(never)]
+fn load_column<T: Scalar>(core: &mut Core<'_, T>, j: usize, c: usize) -> Option<ScaledNorm<T>> {
+    let s = core.shape;
+    // Entry `i` of `W e_c` is `B[c][i]` when `W = Bᵀ`, else `B[i][c]`, with `B = M + G` stored
+    // row-major, `cols` entries per row.
+    let (start, step) = if s.transposed() {
+        (c * s.cols(), 1)
+    } else {
+        (c, s.cols())
+    };
+    let (m, g) = (&*core.state.momentum, core.grad);
+    let entry = |i: usize| m[start + i * step] + g[start + i * step];
+    let (n, k) = (s.outer(), s.rank());
+    let original = scaled_norm_by(n, entry);
     if original.value == T::ZERO {
         return None;
     }
     let scale = original.scale();
+    let p = &mut *core.scratch.p;
     for i in 0..n {
-        p.data[i * stride + j] = operator.at(i, c) * scale;
-    }
-    for _ in 0..2 {
-        project_out(p, 0, j, &mut |_, _| {});
+        p[i * k + j] = entry(i) * scale;
     }
     Some(original)
 }
@@ -391,32 +374,6 @@ pub(crate) enum Completion {
     Range,
     /// By zero ([`zero_column`]); depends on `P` alone.
     Zero,
-}
-
-#[inline(always)]
-fn orthonormalize<T: Scalar>(
-    operator: &Operator<'_, T>,
-    p: &mut MatMut<'_, T>,
-    qr: QrOptions,
-    completion: Completion,
-) -> Result<QrInfo, Error> {
-    check_finite(Operand::P, p)?;
-    let info = match completion {
-        Completion::Range => {
-            // Once the range of W is spanned, it stays spanned for every later column: skip the
-            // search from then on.
-            let mut spanned = false;
-            mgs(p, None, qr, &mut |p, j| {
-                if spanned {
-                    zero_column(p, j);
-                } else {
-                    spanned = !complete_from_range(*operator, p, j);
-                }
-            })
-        }
-        Completion::Zero => mgs(p, None, qr, &mut zero_column),
-    };
-    Ok(info)
 }
 
 /// Returns [`Error::Overflow`] for `operand` if `a` contains a non-finite value. It is called on
@@ -600,16 +557,30 @@ impl<'a, T: Scalar> Core<'a, T> {
     }
 
     /// Orthonormalises `P` in place (QR with the given completion rule).
+    ///
+    /// The QR loop ([`Mgs::run`]) returns at each dependent column, and the completion runs
+    /// from here, so the deepest stack is this frame plus the larger of the loop's and the
+    /// completion's, not their sum.
     #[inline(never)]
     fn orthonormalize(&mut self, qr: QrOptions, completion: Completion) -> Result<QrInfo, Error> {
         let s = self.shape;
-        let operator = Operator {
-            m: view(self.state.momentum, s.rows(), s.cols()),
-            g: view(self.grad, s.rows(), s.cols()),
-            transposed: s.transposed(),
-        };
-        let mut p = view_mut(self.scratch.p, s.outer(), s.rank());
-        orthonormalize(&operator, &mut p, qr, completion)
+        check_finite(Operand::P, &view_mut(self.scratch.p, s.outer(), s.rank()))?;
+        let mut mgs = Mgs::new();
+        // Once the range of W is spanned, it stays spanned for every later column: skip the
+        // search from then on.
+        let mut spanned = completion == Completion::Zero;
+        loop {
+            let mut p = view_mut(self.scratch.p, s.outer(), s.rank());
+            let Some(j) = mgs.run(&mut p, None, qr) else {
+                break;
+            };
+            if spanned {
+                zero_column(&mut p, j);
+            } else {
+                spanned = !complete_from_range(self, j);
+            }
+        }
+        Ok(QrInfo { rank: mgs.rank() })
     }
 
     /// `R = Wᵀ·P`.
