@@ -109,13 +109,13 @@ fn gemm_strip<T: Scalar, const W: usize, const ADD: bool, const TRANSPOSED: bool
     while i + DIRECT_MR <= m {
         let left = left::<T, DIRECT_MR, TRANSPOSED>(a, a2, i, k);
         let acc = gemm_tile::<T, DIRECT_MR, W, ADD>(&left, &b_panel);
-        store(c, i, j, &acc);
+        store_tile(c, i, j, &acc);
         i += DIRECT_MR;
     }
     while i < m {
         let left = left::<T, 1, TRANSPOSED>(a, a2, i, k);
         let acc = gemm_tile::<T, 1, W, ADD>(&left, &b_panel);
-        store(c, i, j, &acc);
+        store_tile(c, i, j, &acc);
         i += 1;
     }
 }
@@ -191,9 +191,13 @@ fn gemm_tile<T: Scalar, const R: usize, const W: usize, const ADD: bool>(
     acc
 }
 
-/// Writes the tile `acc` to `C[i.., j..]`.
+/// Writes the tile `acc` to `C[i.., j..]`, entry by entry with constant indices.
+///
+/// The packed kernels' `store` copies row slices in a loop, which LLVM does not unroll at
+/// opt-level "s" for M-profile cores: used here it cost 2,500 more instructions per 32 × 64
+/// rank-8 step there (557 at opt-level 3, `examples/mcu/profile.sh`).
 #[inline(always)]
-fn store<T: Scalar, const R: usize, const W: usize>(
+fn store_tile<T: Scalar, const R: usize, const W: usize>(
     c: &mut MatMut<'_, T>,
     i: usize,
     j: usize,
