@@ -103,8 +103,8 @@ impl<T: Scalar> DionConfig<T> {
     ///
     /// # Errors
     /// [`Error::InvalidHyperparameter`] naming the first bad value and its valid range.
-    // Out of line: inlined, its error paths would keep a floating-point register of the step
-    // saved on the stack for the whole step.
+    // Out of line: inlined into a step, its error paths keep a floating-point register saved in
+    // the step's frame (8 bytes more on the Cortex-M4F at opt-level 3).
     #[inline(never)]
     pub fn validate(&self) -> Result<(), Error> {
         check_lr_wd(self.lr, self.weight_decay)?;

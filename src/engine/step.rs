@@ -498,7 +498,7 @@ impl<'a, T: Scalar> Core<'a, T> {
     /// normalised `R` otherwise (later power iterations), else `R = Wᵀ·P`; `TRANSPOSED` is
     /// [`StepShape::transposed`].
     ///
-    /// One function per variant, each building its own views: the stack of a step then holds
+    /// One function per variant, each building its own views: the stack of a step then has
     /// one kernel frame below the step's own, instead of a frame with views calling a kernel
     /// that handles every variant (about 600 bytes together on the Cortex-M4F).
     #[inline(never)]
@@ -714,7 +714,7 @@ impl<'a, T: Scalar> Core<'a, T> {
 
     /// `M ← (M + G) − c1·(P Rᵀ)` (or its transpose), each entry read and written once.
     ///
-    /// Each pass builds its own views in a frame of its own: the stack then holds the views of
+    /// Each pass builds its own views in a frame of its own: the stack then has the views of
     /// one pass, not of both.
     #[inline(never)]
     fn update_momentum(&mut self) {
@@ -726,7 +726,7 @@ impl<'a, T: Scalar> Core<'a, T> {
         let g = view(self.grad, s.rows(), s.cols());
         let mut m = view_mut(self.state.momentum, s.rows(), s.cols());
         let (left, right) = if s.transposed() { (r, p) } else { (p, r) };
-        // The closure holds its coefficient by value (`move`), so the kernel keeps it in a
+        // The closure captures its coefficient by value (`move`), so the kernel keeps it in a
         // register.
         nt_product::<T, true, _>(&mut m, g, left, right, move |m_value, g_value, dot| {
             (m_value + g_value) - c1 * dot

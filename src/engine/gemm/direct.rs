@@ -52,9 +52,11 @@ macro_rules! for_each_tile_index {
 /// is read, once per tile: a tile of `DIRECT_NR = 8` columns spans a whole rank-8 factor, so
 /// that is once per entry of `A`.
 ///
-/// The column strips are the outer loop, one function per width: a strip's code then holds one
-/// tile shape, and its few pointers stay in registers. With all widths in one function the
-/// Cortex-M4F build spilled about 60 values, a 352-byte stack frame.
+/// The column strips are the outer loop, so a strip's `B` panel is set up once for all its row
+/// blocks, and the tile is returned by value and stored after the loop, so no row slice of `C`
+/// stays live across it. Inlined: each product of a step is a function of its own with its
+/// kernel inside, which on the Cortex-M4F gave a smaller stack than a kernel frame below a
+/// caller's frame (304 to 336 bytes at opt-level 3, against 108 + 64 + 288 before).
 #[inline(always)]
 pub(crate) fn gemm_direct<T: Scalar, const ADD: bool, const TRANSPOSED: bool>(
     c: &mut MatMut<'_, T>,
@@ -243,10 +245,11 @@ pub(crate) fn nt_direct<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T>(
 
 /// Rows `i..i + R` of [`nt_direct`], swept left to right with the widest tile that fits.
 ///
-/// Not inlined, so that the two passes of a step's final update each get a frame of their
-/// own. Inlining them into `apply_update` saved nothing: the final pass of a 32 × 64 rank-8
-/// step took 104,400 instructions this way and 105,000 inlined (opt-level 3,
-/// `examples/mcu/profile.sh`).
+/// Not inlined. Inlined into the passes of a step's final update it saved no instructions
+/// (104,400 this way and 105,000 inlined for a 32 × 64 rank-8 step at opt-level 3,
+/// `examples/mcu/profile.sh`), and with the tiles of both row heights in one function the
+/// momentum pass took a 384-byte frame, against 160 + 160 split (measured when the split was
+/// made). NOTE: this frame still sets the deepest stack path of a step (`docs/EMBEDDED.md`).
 #[inline(never)]
 fn nt_row_block<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T, const R: usize>(
     c: &mut MatMut<'_, T>,
