@@ -64,16 +64,11 @@ pub(crate) fn scale_exponent<T: Scalar>(amax: T) -> i32 {
 /// The scaled norm of `n` values produced by `get(0..n)`. NaN in, NaN out; ±∞ in, `+∞` out.
 #[inline]
 pub(crate) fn scaled_norm_by<T: Scalar>(n: usize, get: impl Fn(usize) -> T) -> ScaledNorm<T> {
+    // `max_magnitude` is NaN-sticky: a NaN entry wins and stays, so it cannot hide behind a
+    // larger one.
     let mut amax = T::ZERO;
     for i in 0..n {
-        let x = get(i).abs();
-        // A NaN entry wins and stays, so it cannot hide behind a larger one.
-        if amax.is_nan() {
-            break;
-        }
-        if !(x <= amax) {
-            amax = x;
-        }
+        amax = amax.max_magnitude(get(i));
     }
     scaled_norm_from_max(amax, |scale| {
         let mut sum = T::ZERO;
