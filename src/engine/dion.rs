@@ -14,7 +14,10 @@
 //! is `P Rᵀ` with every singular value set to one, the one change from PowerSGD.
 
 use super::qr::QrOptions;
-use super::step::{Completion, Core, QUpdate, StepInfo, StepScratch, StepShape, StepState, Update};
+use super::step::{
+    record, Completion, Core, QUpdate, Status, StepInfo, StepScratch, StepShape, StepState, Update,
+    RUNNING,
+};
 use crate::error::{Error, Operand};
 use crate::scalar::Scalar;
 
@@ -176,14 +179,22 @@ pub fn dion_step<T: Scalar>(
     // copy of it per phase in this frame (about 450 bytes on thumbv7em).
     config.validate()?;
     let mut core = Core::new(shape, x, grad, state, scratch);
-    core.start()?;
-    let info = core.project(
+    let mut status = RUNNING;
+    core.start(&mut status);
+    core.project(
         config.qr,
         Completion::Range,
         config.power_iters - 1,
         config.epsilon,
-    )?;
-    finish(&mut core, config, info.rank)
+        &mut status,
+    );
+    if status.is_ok() {
+        commit_bounds(&mut core, config, &mut status);
+    }
+    if status.is_ok() {
+        status = Ok(commit(&mut core));
+    }
+    status
 }
 
 /// A Dion step after `P = W·Q`, before orthonormalisation: the point where data-parallel
@@ -203,7 +214,6 @@ pub struct DionPhaseP<'a, T: Scalar> {
 pub struct DionPhaseR<'a, T: Scalar> {
     core: Core<'a, T>,
     config: DionConfig<T>,
-    qr_rank: usize,
 }
 
 impl<'a, T: Scalar> DionPhaseP<'a, T> {
@@ -234,7 +244,9 @@ impl<'a, T: Scalar> DionPhaseP<'a, T> {
         }
         config.validate()?;
         let mut core = Core::new(shape, x, grad, state, scratch);
-        core.start()?;
+        let mut status = RUNNING;
+        core.start(&mut status);
+        status?;
         Ok(Self {
             core,
             config: *config,
@@ -252,11 +264,13 @@ impl<'a, T: Scalar> DionPhaseP<'a, T> {
     /// [`Error::Overflow`] if `P` (after averaging) or `R` is not finite.
     pub fn project(mut self) -> Result<DionPhaseR<'a, T>, Error> {
         let c = self.config;
-        let info = self.core.project(c.qr, Completion::Zero, 0, c.epsilon)?;
+        let mut status = RUNNING;
+        self.core
+            .project(c.qr, Completion::Zero, 0, c.epsilon, &mut status);
+        status?;
         Ok(DionPhaseR {
             core: self.core,
             config: c,
-            qr_rank: info.rank,
         })
     }
 }
@@ -273,26 +287,28 @@ impl<T: Scalar> DionPhaseR<'_, T> {
     /// [`Error::Overflow`] if `R` (after averaging) is not finite or the new `M` or `X` could
     /// exceed `T::MAX`; nothing is written then.
     pub fn finish(mut self) -> Result<StepInfo, Error> {
-        finish(&mut self.core, &self.config, self.qr_rank)
+        finish(&mut self.core, &self.config)
     }
 }
 
 /// Checks that the update stays finite, then writes `Q`, `M` and `X` (see [`DionPhaseR::finish`]).
 #[inline(always)]
-fn finish<T: Scalar>(
-    core: &mut Core<'_, T>,
-    config: &DionConfig<T>,
-    qr_rank: usize,
-) -> Result<StepInfo, Error> {
-    commit_bounds(core, config)?;
+fn finish<T: Scalar>(core: &mut Core<'_, T>, config: &DionConfig<T>) -> Result<StepInfo, Error> {
+    let mut status = RUNNING;
+    commit_bounds(core, config, &mut status);
+    status?;
+    Ok(commit(core))
+}
 
-    // Commit: nothing below can fail.
+/// Writes `Q`, `M` and `X` once [`commit_bounds`] has passed; nothing here can fail.
+#[inline(always)]
+fn commit<T: Scalar>(core: &mut Core<'_, T>) -> StepInfo {
     let zero_columns = core.commit_factors(QUpdate::Normalize);
     core.apply(true);
-    Ok(StepInfo {
-        qr_rank,
+    StepInfo {
+        qr_rank: core.qr_rank,
         zero_columns,
-    })
+    }
 }
 
 /// Sets the coefficients of the final pass in `core.update`, once the bounds show that it
@@ -300,8 +316,16 @@ fn finish<T: Scalar>(
 ///
 /// # Errors
 /// [`Error::Overflow`] if `R` is not finite or the new `M` or `X` could exceed `T::MAX`.
+///
+/// Writes its outcome to `status` (see [`Core::start`]).
 #[inline(never)]
-fn commit_bounds<T: Scalar>(core: &mut Core<'_, T>, config: &DionConfig<T>) -> Result<(), Error> {
+fn commit_bounds<T: Scalar>(core: &mut Core<'_, T>, config: &DionConfig<T>, status: &mut Status) {
+    record(status, bounds(core, config));
+}
+
+/// The checks of [`commit_bounds`].
+#[inline(always)]
+fn bounds<T: Scalar>(core: &mut Core<'_, T>, config: &DionConfig<T>) -> Result<(), Error> {
     let s = core.shape;
     let scan = core.scan;
     let max_r = core.max_r()?;

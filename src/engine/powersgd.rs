@@ -16,7 +16,9 @@
 
 use super::dion::{check_lr_wd, check_power_iters};
 use super::qr::QrOptions;
-use super::step::{Completion, Core, QUpdate, StepInfo, StepScratch, StepShape, StepState, Update};
+use super::step::{
+    Completion, Core, QUpdate, StepInfo, StepScratch, StepShape, StepState, Update, RUNNING,
+};
 use crate::error::{Error, Operand};
 use crate::scalar::Scalar;
 
@@ -76,15 +78,18 @@ pub fn powersgd_step<T: Scalar>(
 ) -> Result<StepInfo, Error> {
     config.validate()?;
     let mut core = Core::new(shape, x, grad, state, scratch);
-    core.start()?;
+    let mut status = RUNNING;
+    core.start(&mut status);
     // Between extra power iterations R is normalised only to keep its scale in range; the
     // smallest normal number avoids 0/0 on a zero column without changing the direction.
-    let info = core.project(
+    core.project(
         config.qr,
         Completion::Range,
         config.power_iters - 1,
         T::MIN_POSITIVE,
-    )?;
+        &mut status,
+    );
+    status?;
     let max_r = core.max_r()?;
 
     // Bounds for the commit, as in the Dion step: |(P Rᵀ)ᵢⱼ| ≤ ‖Rⱼ‖ ≤ √k·max|R|.
@@ -112,7 +117,7 @@ pub fn powersgd_step<T: Scalar>(
     };
     core.apply(false);
     Ok(StepInfo {
-        qr_rank: info.rank,
+        qr_rank: core.qr_rank,
         zero_columns,
     })
 }

@@ -10,9 +10,9 @@
 //! `M` and `G` once each (forming `B = M + G` on the fly, so no `rows × cols` temporary exists);
 //! the fused final pass reads `G`, `M` and `X` and writes `M` and `X`, each entry once.
 
-use super::gemm::{gemm_nn, gemm_tn, nt_product};
+use super::gemm::{gemm_nn, gemm_tn, nt_product, NtOperands, NtViews};
 use super::norm::{scaled_norm_by, ScaledNorm};
-use super::qr::{column_norm, first_non_finite, project_out_twice, Mgs, QrInfo, QrOptions};
+use super::qr::{column_norm, first_non_finite, project_out_twice, Mgs, QrOptions};
 use super::view::{MatMut, MatRef};
 use crate::error::{Error, Operand};
 use crate::scalar::Scalar;
@@ -132,6 +132,27 @@ pub struct StepInfo {
     /// Columns of `R` that were zero (or rounding noise): the step ignored them and kept the
     /// matching columns of `Q` (normalised, for Dion). All of them when `B` is zero.
     pub zero_columns: usize,
+}
+
+/// The outcome of a step while its phases run: `Ok` until one fails, then that phase's error.
+///
+/// The phases write to it rather than return a `Result` each, and a step ends by writing its
+/// [`StepInfo`] here, so the one `Result` a step keeps can be its caller's return slot (see
+/// [`Core::start`]).
+pub(crate) type Status = Result<StepInfo, Error>;
+
+/// A [`Status`] before any phase has run.
+pub(crate) const RUNNING: Status = Ok(StepInfo {
+    qr_rank: 0,
+    zero_columns: 0,
+});
+
+/// Records the error of `result`, if any, in `status`.
+#[inline(always)]
+pub(crate) fn record(status: &mut Status, result: Result<(), Error>) {
+    if let Err(error) = result {
+        *status = Err(error);
+    }
 }
 
 fn check_len(operand: Operand, expected: usize, len: usize) -> Result<(), Error> {
@@ -416,6 +437,8 @@ pub(crate) struct Core<'a, T: Scalar> {
     pub update: Update<T>,
     /// The `ε` of the column normalisation between power iterations.
     epsilon: T,
+    /// Rank found by the last QR of `P`.
+    pub qr_rank: usize,
 }
 
 fn view<T>(data: &[T], nrows: usize, ncols: usize) -> MatRef<'_, T> {
@@ -464,24 +487,40 @@ impl<'a, T: Scalar> Core<'a, T> {
                 c2: T::ZERO,
             },
             epsilon: T::ZERO,
+            qr_rank: 0,
         }
     }
 
     /// Checks buffers and inputs, then computes `P = W·Q`.
+    ///
+    /// The phases that can fail record their error in `status` ([`Status`]) rather than return
+    /// it, and do nothing once it holds one. With a `Result` returned by each phase and `?` after
+    /// every call, LLVM kept two more 32-byte copies of the error in the step's frame on the
+    /// Cortex-M4F, and that frame is on every stack path of a step.
     #[inline(always)]
-    pub fn start(&mut self) -> Result<(), Error> {
-        self.check()?;
-        self.product_p();
-        Ok(())
+    pub fn start(&mut self, status: &mut Status) {
+        if status.is_ok() {
+            self.check(status);
+        }
+        if status.is_ok() {
+            self.product_p();
+        }
     }
 
-    /// Checks the buffer lengths and scans the inputs.
+    /// Checks the buffer lengths and scans the inputs; the outcome goes to `status`.
     #[inline(never)]
-    fn check(&mut self) -> Result<(), Error> {
+    fn check(&mut self, status: &mut Status) {
         let s = self.shape;
-        check_buffers(s, self.x, self.grad, &self.state, &self.scratch)?;
-        self.scan = scan(s, self.x, self.grad, self.state.momentum, self.state.q)?;
-        Ok(())
+        record(
+            status,
+            check_buffers(s, self.x, self.grad, &self.state, &self.scratch),
+        );
+        if status.is_ok() {
+            match scan(s, self.x, self.grad, self.state.momentum, self.state.q) {
+                Ok(scan) => self.scan = scan,
+                Err(error) => *status = Err(error),
+            }
+        }
     }
 
     /// `P = W·Q`.
@@ -531,7 +570,8 @@ impl<'a, T: Scalar> Core<'a, T> {
     }
 
     /// PowerIter1 after `P = W·Q`: orthonormalises `P`, then `R = Wᵀ·P`; `extra_iters` more
-    /// rounds with `Q` replaced by the normalised `R`. Fails only if `P` or `R` is not finite.
+    /// rounds with `Q` replaced by the normalised `R`. Does nothing if `status` holds an error,
+    /// and sets one only if `P` or `R` is not finite (see [`start`](Self::start)).
     ///
     /// Each part runs in a function of its own that builds its views itself, so the stack of a
     /// step is this caller's frame plus the deepest part, not a chain of frames each holding
@@ -543,17 +583,29 @@ impl<'a, T: Scalar> Core<'a, T> {
         completion: Completion,
         extra_iters: usize,
         epsilon: T,
-    ) -> Result<QrInfo, Error> {
+        status: &mut Status,
+    ) {
         self.epsilon = epsilon;
-        let mut info = self.orthonormalize(qr, completion)?;
-        self.product_r();
-        for _ in 0..extra_iters {
-            self.next_round()?;
-            info = self.orthonormalize(qr, completion)?;
-            self.product_r();
+        if status.is_ok() {
+            self.orthonormalize(qr, completion, status);
         }
-        self.check_r()?;
-        Ok(info)
+        for _ in 0..extra_iters {
+            if status.is_err() {
+                return;
+            }
+            self.product_r();
+            self.check_r(status);
+            if status.is_err() {
+                return;
+            }
+            self.normalize_r();
+            self.product_p_from_r();
+            self.orthonormalize(qr, completion, status);
+        }
+        if status.is_ok() {
+            self.product_r();
+            self.check_r(status);
+        }
     }
 
     /// Orthonormalises `P` in place (QR with the given completion rule).
@@ -562,9 +614,15 @@ impl<'a, T: Scalar> Core<'a, T> {
     /// from here, so the deepest stack is this frame plus the larger of the loop's and the
     /// completion's, not their sum.
     #[inline(never)]
-    fn orthonormalize(&mut self, qr: QrOptions, completion: Completion) -> Result<QrInfo, Error> {
+    fn orthonormalize(&mut self, qr: QrOptions, completion: Completion, status: &mut Status) {
         let s = self.shape;
-        check_finite(Operand::P, &view_mut(self.scratch.p, s.outer(), s.rank()))?;
+        record(
+            status,
+            check_finite(Operand::P, &view_mut(self.scratch.p, s.outer(), s.rank())),
+        );
+        if status.is_err() {
+            return;
+        }
         let mut mgs = Mgs::new();
         // Once the range of W is spanned, it stays spanned for every later column: skip the
         // search from then on.
@@ -580,7 +638,7 @@ impl<'a, T: Scalar> Core<'a, T> {
                 spanned = !complete_from_range(self, j);
             }
         }
-        Ok(QrInfo { rank: mgs.rank() })
+        self.qr_rank = mgs.rank();
     }
 
     /// `R = Wᵀ·P`.
@@ -593,18 +651,15 @@ impl<'a, T: Scalar> Core<'a, T> {
         }
     }
 
-    /// Starts another power iteration: checks `R`, normalises its columns and sets `P = W·R`.
-    /// Inlined, so its products run one frame below the step's like the first ones.
+    /// `P = W·R` with the normalised `R`, for another power iteration. Inlined, so its products
+    /// run one frame below the step's like the first ones.
     #[inline(always)]
-    fn next_round(&mut self) -> Result<(), Error> {
-        self.check_r()?;
-        self.normalize_r();
+    fn product_p_from_r(&mut self) {
         if self.shape.transposed() {
             self.product::<true, true, false>();
         } else {
             self.product::<true, false, false>();
         }
-        Ok(())
     }
 
     /// Divides every column of `R` by its norm plus `epsilon`.
@@ -617,9 +672,12 @@ impl<'a, T: Scalar> Core<'a, T> {
 
     /// [`Error::Overflow`] if `R` is not finite.
     #[inline(never)]
-    fn check_r(&mut self) -> Result<(), Error> {
+    fn check_r(&mut self, status: &mut Status) {
         let s = self.shape;
-        check_finite(Operand::R, &view_mut(self.scratch.r, s.inner(), s.rank()))
+        record(
+            status,
+            check_finite(Operand::R, &view_mut(self.scratch.r, s.inner(), s.rank())),
+        );
     }
 
     /// `max |R|`, or [`Error::Overflow`] if `R` is not finite.
@@ -719,16 +777,9 @@ impl<'a, T: Scalar> Core<'a, T> {
     #[inline(never)]
     fn update_momentum(&mut self) {
         let c1 = self.update.c1;
-        let s = self.shape;
-        let (k, inner, outer) = (s.rank(), s.inner(), s.outer());
-        let p = view(self.scratch.p, outer, k);
-        let r = view(self.scratch.r, inner, k);
-        let g = view(self.grad, s.rows(), s.cols());
-        let mut m = view_mut(self.state.momentum, s.rows(), s.cols());
-        let (left, right) = if s.transposed() { (r, p) } else { (p, r) };
         // The closure captures its coefficient by value (`move`), so the kernel keeps it in a
         // register.
-        nt_product::<T, true, _>(&mut m, g, left, right, move |m_value, g_value, dot| {
+        nt_product::<T, true, _, _>(&mut MomentumPass(self), move |m_value, g_value, dot| {
             (m_value + g_value) - c1 * dot
         });
     }
@@ -737,20 +788,63 @@ impl<'a, T: Scalar> Core<'a, T> {
     #[inline(never)]
     fn update_param(&mut self, x_factor_is_q: bool) {
         let Update { decay, c2, .. } = self.update;
-        let s = self.shape;
-        let (k, inner, outer) = (s.rank(), s.inner(), s.outer());
-        let p = view(self.scratch.p, outer, k);
-        let f = if x_factor_is_q {
-            view(self.state.q, inner, k)
-        } else {
-            view(self.scratch.r, inner, k)
+        let mut operands = ParamPass {
+            core: self,
+            x_factor_is_q,
         };
-        let g = view(self.grad, s.rows(), s.cols());
-        let mut x = view_mut(self.x, s.rows(), s.cols());
-        let (left, right) = if s.transposed() { (f, p) } else { (p, f) };
-        nt_product::<T, false, _>(&mut x, g, left, right, move |x_value, _, dot| {
+        nt_product::<T, false, _, _>(&mut operands, move |x_value, _, dot| {
             decay * x_value - c2 * dot
         });
+    }
+}
+
+/// The operands of the momentum pass: `C = M`, `E = G` and `A·Bᵀ = P Rᵀ` (or its transpose).
+struct MomentumPass<'c, 'a, T: Scalar>(&'c mut Core<'a, T>);
+
+impl<T: Scalar> NtOperands<T> for MomentumPass<'_, '_, T> {
+    #[inline(always)]
+    fn views(&mut self) -> NtViews<'_, T> {
+        let core = &mut *self.0;
+        let s = core.shape;
+        let (k, inner, outer) = (s.rank(), s.inner(), s.outer());
+        let p = view(core.scratch.p, outer, k);
+        let r = view(core.scratch.r, inner, k);
+        let (a, b) = if s.transposed() { (r, p) } else { (p, r) };
+        NtViews {
+            c: view_mut(core.state.momentum, s.rows(), s.cols()),
+            extra: view(core.grad, s.rows(), s.cols()),
+            a,
+            b,
+        }
+    }
+}
+
+/// The operands of the parameter pass: `C = X` and `A·Bᵀ = P Fᵀ` (or its transpose), `F` the
+/// new `Q` when `x_factor_is_q`, else `R`. `E` is not read.
+struct ParamPass<'c, 'a, T: Scalar> {
+    core: &'c mut Core<'a, T>,
+    x_factor_is_q: bool,
+}
+
+impl<T: Scalar> NtOperands<T> for ParamPass<'_, '_, T> {
+    #[inline(always)]
+    fn views(&mut self) -> NtViews<'_, T> {
+        let core = &mut *self.core;
+        let s = core.shape;
+        let (k, inner, outer) = (s.rank(), s.inner(), s.outer());
+        let p = view(core.scratch.p, outer, k);
+        let f = if self.x_factor_is_q {
+            view(core.state.q, inner, k)
+        } else {
+            view(core.scratch.r, inner, k)
+        };
+        let (a, b) = if s.transposed() { (f, p) } else { (p, f) };
+        NtViews {
+            c: view_mut(core.x, s.rows(), s.cols()),
+            extra: view(core.grad, s.rows(), s.cols()),
+            a,
+            b,
+        }
     }
 }
 

@@ -16,7 +16,7 @@
 //! code for indices past the tile folds away and the tile lives in registers at every
 //! opt-level. Only the loop over the inner dimension stays a loop.
 
-use super::{head, head_mut, Panel, DIRECT_MR, DIRECT_NR, NT_MR, NT_NR};
+use super::{head, head_mut, NtOperands, NtViews, Panel, DIRECT_MR, DIRECT_NR, NT_MR, NT_NR};
 use crate::engine::view::{MatMut, MatRef};
 use crate::scalar::Scalar;
 
@@ -219,49 +219,55 @@ fn store_tile<T: Scalar, const R: usize, const W: usize>(
 }
 
 /// `C ← f(C, E, A·Bᵀ)` without copying anything (see [`nt_product`](super::nt_product) for the
-/// contract): `NT_MR × W` tiles reading `NT_MR` rows of `A` and `W` rows of `B` in place, one
-/// slice each. `k = 0` gives dot products of zero.
-pub(crate) fn nt_direct<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T>(
-    c: &mut MatMut<'_, T>,
-    extra: MatRef<'_, T>,
-    a: MatRef<'_, T>,
-    b: MatRef<'_, T>,
+/// contract), for the `m` rows of `A`: `NT_MR × W` tiles reading `NT_MR` rows of `A` and `W`
+/// rows of `B` in place, one slice each. `k = 0` gives dot products of zero.
+pub(crate) fn nt_direct<T: Scalar, const EXTRA: bool, O: NtOperands<T>, F: Fn(T, T, T) -> T>(
+    operands: &mut O,
+    m: usize,
     f: &F,
 ) {
-    let m = a.nrows();
-    if c.ncols == 0 {
-        return;
-    }
     let mut i = 0;
     while i + NT_MR <= m {
-        nt_row_block::<T, EXTRA, F, NT_MR>(c, &extra, &a, &b, f, i);
+        nt_row_block::<T, EXTRA, O, F, NT_MR>(operands, f, i);
         i += NT_MR;
     }
     while i < m {
-        nt_row_block::<T, EXTRA, F, 1>(c, &extra, &a, &b, f, i);
+        nt_row_block::<T, EXTRA, O, F, 1>(operands, f, i);
         i += 1;
     }
 }
 
 /// Rows `i..i + R` of [`nt_direct`], swept left to right with the widest tile that fits.
 ///
-/// Not inlined. Inlined into the passes of a step's final update it saved no instructions
-/// (104,400 this way and 105,000 inlined for a 32 × 64 rank-8 step at opt-level 3,
-/// `examples/mcu/profile.sh`), and with the tiles of both row heights in one function the
-/// momentum pass took a 384-byte frame, against 160 + 160 split (measured when the split was
-/// made). NOTE: this frame still sets the deepest stack path of a step (`docs/EMBEDDED.md`).
+/// Not inlined, and builds its views itself from `operands`, so that its caller holds none.
+/// Inlined into the passes of a step's final update it saved no instructions (104,400 this way
+/// and 105,000 inlined for a 32 × 64 rank-8 step at opt-level 3, `examples/mcu/profile.sh`),
+/// and with the tiles of both row heights in one function the momentum pass took a 384-byte
+/// frame, against 160 + 160 split (measured when the split was made).
 #[inline(never)]
-fn nt_row_block<T: Scalar, const EXTRA: bool, F: Fn(T, T, T) -> T, const R: usize>(
-    c: &mut MatMut<'_, T>,
-    extra: &MatRef<'_, T>,
-    a: &MatRef<'_, T>,
-    b: &MatRef<'_, T>,
+fn nt_row_block<
+    T: Scalar,
+    const EXTRA: bool,
+    O: NtOperands<T>,
+    F: Fn(T, T, T) -> T,
+    const R: usize,
+>(
+    operands: &mut O,
     f: &F,
     i: usize,
 ) {
-    let (extra, a, b) = (*extra, *a, *b);
+    let NtViews {
+        c: mut c_view,
+        extra,
+        a,
+        b,
+    } = operands.views();
+    let c = &mut c_view;
     let k = a.ncols();
     let n = c.ncols;
+    if n == 0 {
+        return;
+    }
     if k == 0 {
         for_each_tile_index!(ii => {
             if ii < R {
@@ -325,6 +331,7 @@ struct BRows<'a, T> {
 }
 
 impl<'a, T> BRows<'a, T> {
+    #[inline(always)]
     fn new(b: MatRef<'a, T>, k: usize) -> Self {
         let n = b.nrows;
         assert!(n >= 1);
