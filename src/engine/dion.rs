@@ -323,7 +323,7 @@ fn commit_bounds<T: Scalar>(core: &mut Core<'_, T>, config: &DionConfig<T>, stat
     record(status, bounds(core, config));
 }
 
-/// The checks of [`commit_bounds`].
+/// Runs the checks of [`commit_bounds`].
 #[inline(always)]
 fn bounds<T: Scalar>(core: &mut Core<'_, T>, config: &DionConfig<T>) -> Result<(), Error> {
     let s = core.shape;

@@ -430,7 +430,7 @@ fn panel_product<T: Scalar, const R: usize, const W: usize>(
 /// and `X`.
 ///
 /// With [`PACK`] and `1 ≤ k ≤ A_PACK_LEN / MR` the packed kernel runs; otherwise the direct one.
-/// The operands come from `operands` ([`NtOperands`]), which the direct kernel asks again for
+/// The operands come from `operands` ([`NtOperands`]); the direct kernel takes them again for
 /// every block of rows.
 pub(crate) fn nt_product<T: Scalar, const EXTRA: bool, O: NtOperands<T>, F: Fn(T, T, T) -> T>(
     operands: &mut O,
@@ -465,9 +465,9 @@ pub(crate) struct NtViews<'v, T> {
 ///
 /// The direct kernel builds the views again for every block of rows, from whatever the source
 /// holds, so they live only in the kernel's frame. A step's final pass hands over its buffers
-/// this way and keeps no views of its own: on the Cortex-M4F the momentum pass's frame between
-/// the step and the kernel went from 136 to 28 bytes at opt-level 3, and the kernel's grew by
-/// 40 (`examples/mcu/stack_chain.py`).
+/// this way and keeps no views of its own. On the Cortex-M4F at opt-level 3 the momentum pass's
+/// frame between the step and the kernel went from 136 to 28 bytes, and the kernel's grew by 40
+/// (`examples/mcu/stack_chain.py`).
 pub(crate) trait NtOperands<T> {
     fn views(&mut self) -> NtViews<'_, T>;
 }
