@@ -1004,8 +1004,8 @@ fn column_by_column_mgs<T: Scalar>(
     (q, r, rank)
 }
 
-/// The crate runs its first sweep over panels of columns, and its norms as plain sums where
-/// that is exact. Neither may change a bit against the column-by-column loop.
+/// Checks that the panelled first sweep and the plain-sum norms give the bits of the
+/// column-by-column loop (the crate takes both shortcuts only where they are exact).
 fn matches_column_by_column<T: Scalar>(n: usize, k: usize, a: &[T]) -> Result<(), TestCaseError> {
     for (options, sweeps) in [(TWO_SWEEPS, 2), (ONE_SWEEP, 1)] {
         let out = run_qr(a, n, k, options);
@@ -1067,8 +1067,8 @@ fn qr_bits_match_column_loop_hard_cases() {
     matches_column_by_column::<f32>(n, k, &round_to(&a)).unwrap();
 }
 
-/// Every set of dependent columns in a 10 × 9 matrix, whose panels are columns 0–3, 4–7 and 8.
-/// The QR stops at each dependent column for its completion and then resumes with the rest of
+/// Runs every set of dependent columns in a 10 × 9 matrix, whose panels are columns 0–3, 4–7
+/// and 8. The QR stops at each dependent column for its completion and then resumes with the rest of
 /// the panel. So every position in a panel, runs of dependent columns and a dependent column 0
 /// must all give the bits of the column-by-column loop. A dependent column `j` is `aⱼ₋₁/2`
 /// (exact), or zero for `j = 0`, and the rank must drop by one for each.

@@ -318,6 +318,39 @@ fn overflowing_update_is_rejected_untouched() {
 }
 
 #[test]
+fn overflowing_r_is_rejected_untouched() {
+    // B = 3e38·𝟙𝟙ᵀ is finite. Every partial sum of P = B q stays within 3e38, so P = 1.5e38·𝟙
+    // is finite too, but after the QR R = Bᵀ P = 3e38·√8·𝟙 exceeds f32::MAX (3.4e38). With one
+    // power iteration the last check of R rejects it, and with more the check between
+    // iterations does.
+    let q = [1.0f32, -1.0, 1.0, -1.0, 1.0, -1.0, 0.5, 0.0];
+    let grad = Matrix::<f32, 8, 8>::from_fn(|_, _| 3e38);
+    for power_iters in 1..=3 {
+        let config = DionConfig {
+            power_iters,
+            ..DionConfig::default()
+        };
+        let mut dion = Dion::<f32, 8, 8, 1>::with_q(config, &q).unwrap();
+        let q0 = dion.q().to_vec();
+        let mut x = Matrix::<f32, 8, 8>::from_fn(|i, j| (i + j) as f32);
+        let x0 = x;
+
+        let err = dion.step(&mut x, &grad).unwrap_err();
+
+        assert_eq!(
+            err,
+            Error::Overflow {
+                operand: Operand::R
+            },
+            "power_iters {power_iters}"
+        );
+        assert_eq!(x, x0, "power_iters {power_iters}");
+        assert!(dion.momentum().as_slice().iter().all(|&m| m == 0.0));
+        assert_eq!(dion.q(), &q0[..], "power_iters {power_iters}");
+    }
+}
+
+#[test]
 fn non_finite_state_is_rejected() {
     let mut x = Matrix::from_rows([[1.0f32, f32::NAN], [0.0, 0.0]]);
     let mut dion = Dion::<f32, 2, 2, 1>::new(DionConfig::default(), 5).unwrap();

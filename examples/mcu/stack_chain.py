@@ -5,7 +5,7 @@ Usage: examples/mcu/stack_chain.py ELF FUNCTION
 
 Reads the disassembly (`arm-none-eabi-objdump -d -C`) and takes each function's frame from its
 prologue: the registers saved by `push`, `stmdb sp!` and `vpush`, plus `sub sp, #n`. Calls are the
-direct `bl` and tail-call `b` instructions; functions are told apart by address, since generic
+direct `bl` and tail-call `b` instructions; functions are distinguished by address, since generic
 code gives many functions the same name. Paths into panic handlers are left out (no valid call
 reaches them), and an indirect call (`blx`) is marked, because this script cannot follow it.
 Prints, for every callee of FUNCTION, the deepest chain through it.

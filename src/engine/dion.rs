@@ -314,10 +314,8 @@ fn commit<T: Scalar>(core: &mut Core<'_, T>) -> StepInfo {
 /// Sets the coefficients of the final pass in `core.update`, once the bounds show that it
 /// stays finite.
 ///
-/// # Errors
-/// [`Error::Overflow`] if `R` is not finite or the new `M` or `X` could exceed `T::MAX`.
-///
-/// Writes its outcome to `status` (see [`Core::start`]).
+/// Otherwise records [`Error::Overflow`] in `status` (see [`Core::start`]): `R` is not finite,
+/// or the new `M` or `X` could exceed `T::MAX`.
 #[inline(never)]
 fn commit_bounds<T: Scalar>(core: &mut Core<'_, T>, config: &DionConfig<T>, status: &mut Status) {
     record(status, bounds(core, config));

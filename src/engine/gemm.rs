@@ -430,13 +430,13 @@ fn panel_product<T: Scalar, const R: usize, const W: usize>(
 /// and `X`.
 ///
 /// With [`PACK`] and `1 ≤ k ≤ A_PACK_LEN / MR` the packed kernel runs; otherwise the direct one.
-/// The operands come from `operands` ([`NtOperands`]); the direct kernel takes them again for
-/// every block of rows.
+/// The packed kernel takes the views from `operands` ([`NtOperands`]) once, and the direct
+/// kernel takes them again for every block of rows.
 pub(crate) fn nt_product<T: Scalar, const EXTRA: bool, O: NtOperands<T>, F: Fn(T, T, T) -> T>(
     operands: &mut O,
     f: F,
 ) {
-    let NtViews { c, extra, a, b } = operands.views();
+    let NtViews { mut c, extra, a, b } = operands.views();
     let (m, k) = a.shape();
     let n = b.nrows();
     debug_assert_eq!(b.ncols(), k);
@@ -446,7 +446,6 @@ pub(crate) fn nt_product<T: Scalar, const EXTRA: bool, O: NtOperands<T>, F: Fn(T
         return;
     }
     if PACK && (1..=A_PACK_LEN / MR).contains(&k) {
-        let mut c = c;
         nt_packed::<T, EXTRA, F>(&mut c, extra, a, b, &f);
     } else {
         nt_direct::<T, EXTRA, O, F>(operands, m, &f);
@@ -461,14 +460,15 @@ pub(crate) struct NtViews<'v, T> {
     pub b: MatRef<'v, T>,
 }
 
-/// Where [`nt_product`] gets its views.
+/// Source of the views of [`nt_product`].
 ///
-/// The direct kernel builds the views again for every block of rows, from whatever the source
-/// holds, so they live only in the kernel's frame. A step's final pass hands over its buffers
+/// The direct kernel builds the views again for every block of rows, so they live only in the
+/// kernel's frame. A step's final pass hands over its buffers
 /// this way and keeps no views of its own. On the Cortex-M4F at opt-level 3 the momentum pass's
 /// frame between the step and the kernel went from 136 to 28 bytes, and the kernel's grew by 40
 /// (`examples/mcu/stack_chain.py`).
 pub(crate) trait NtOperands<T> {
+    /// Builds the views `C`, `E`, `A` and `B`, borrowed from the source.
     fn views(&mut self) -> NtViews<'_, T>;
 }
 

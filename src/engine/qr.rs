@@ -437,7 +437,7 @@ const _: () = assert!(PANEL == 4);
 /// `a_c −= (q_l·a_c) q_l` in a second. Each dot product is still one sequential sum over the
 /// rows. The update pass also gathers the [`ColumnSums`] of column `first`, which it returns.
 ///
-/// `dots` holds 1 to [`PANEL`] columns, the rest of one panel.
+/// `dots` contains 1 to [`PANEL`] columns, the rest of one panel.
 #[inline(always)]
 fn project_panel<T: Scalar>(
     a: &mut MatMut<'_, T>,

@@ -206,9 +206,9 @@ fn first_bad<T: Scalar>(operand: Operand, data: &[T], cols: usize) -> Result<(),
 
 /// `max |value|` over `values`, or a NaN if any value is NaN ([`Scalar::max_magnitude`]).
 ///
-/// The result is finite exactly when every value is: a NaN or an infinity has a larger
-/// magnitude pattern than every finite value and so survives to the end. One comparison per
-/// value, and the maximum is exact, so the order of the fold does not matter.
+/// The result is finite exactly when every value is, because a NaN or an infinity has a larger
+/// magnitude pattern than every finite value and so survives to the end. The fold makes one
+/// comparison per value, and the maximum is exact, so the order of the fold does not matter.
 #[inline(always)]
 fn largest_magnitude<T: Scalar>(values: impl Iterator<Item = T>) -> T {
     values.fold(T::ZERO, |max, value| max.max_magnitude(value))
@@ -494,7 +494,7 @@ impl<'a, T: Scalar> Core<'a, T> {
     /// Checks buffers and inputs, then computes `P = W·Q`.
     ///
     /// The phases that can fail record their error in `status` ([`Status`]) rather than return
-    /// it, and do nothing once it holds one. With a `Result` returned by each phase and `?` after
+    /// it, and do nothing once it contains one. With a `Result` returned by each phase and `?` after
     /// every call, LLVM kept two more 32-byte copies of the error in the step's frame on the
     /// Cortex-M4F, and that frame is on every stack path of a step.
     #[inline(always)]
@@ -537,7 +537,7 @@ impl<'a, T: Scalar> Core<'a, T> {
     /// normalised `R` otherwise (later power iterations), else `R = Wᵀ·P`; `TRANSPOSED` is
     /// [`StepShape::transposed`].
     ///
-    /// One function per variant, each building its own views: the stack of a step then has
+    /// One function per variant, each building its own views. The stack of a step then has
     /// one kernel frame below the step's own, instead of a frame with views calling a kernel
     /// that handles every variant (about 600 bytes together on the Cortex-M4F).
     #[inline(never)]
@@ -570,7 +570,7 @@ impl<'a, T: Scalar> Core<'a, T> {
     }
 
     /// PowerIter1 after `P = W·Q`: orthonormalises `P`, then `R = Wᵀ·P`; `extra_iters` more
-    /// rounds with `Q` replaced by the normalised `R`. Does nothing if `status` holds an error,
+    /// rounds with `Q` replaced by the normalised `R`. Does nothing if `status` contains an error,
     /// and sets one only if `P` or `R` is not finite (see [`start`](Self::start)).
     ///
     /// Each part runs in a function of its own that builds its views itself, so the stack of a
@@ -670,7 +670,7 @@ impl<'a, T: Scalar> Core<'a, T> {
         super::power::normalize_columns(r, self.epsilon);
     }
 
-    /// [`Error::Overflow`] if `R` is not finite.
+    /// Records [`Error::Overflow`] in `status` if `R` is not finite.
     #[inline(never)]
     fn check_r(&mut self, status: &mut Status) {
         let s = self.shape;

@@ -239,10 +239,10 @@ pub(crate) fn nt_direct<T: Scalar, const EXTRA: bool, O: NtOperands<T>, F: Fn(T,
 
 /// Rows `i..i + R` of [`nt_direct`], swept left to right with the widest tile that fits.
 ///
-/// Not inlined, and builds its views itself from `operands`, so that its caller holds none.
+/// Not inlined. It builds its views from `operands`, so its caller keeps none on the stack.
 /// Inlined into the passes of a step's final update it saved no instructions (104,400 this way
-/// and 105,000 inlined for a 32 × 64 rank-8 step at opt-level 3, `examples/mcu/profile.sh`),
-/// and with the tiles of both row heights in one function the momentum pass took a 384-byte
+/// and 105,000 inlined for a 32 × 64 rank-8 step at opt-level 3, `examples/mcu/profile.sh`).
+/// With the tiles of both row heights in one function, the momentum pass took a 384-byte
 /// frame, against 160 + 160 split (measured when the split was made).
 #[inline(never)]
 fn nt_row_block<
@@ -256,13 +256,7 @@ fn nt_row_block<
     f: &F,
     i: usize,
 ) {
-    let NtViews {
-        c: mut c_view,
-        extra,
-        a,
-        b,
-    } = operands.views();
-    let c = &mut c_view;
+    let NtViews { mut c, extra, a, b } = operands.views();
     let k = a.ncols();
     let n = c.ncols;
     if n == 0 {
@@ -282,7 +276,7 @@ fn nt_row_block<
     }
     // From here on `k ≥ 1`, so the tiles need no empty-sum case.
     let mut tiles = NtTiles {
-        c: rows_mut::<T, R>(c, i),
+        c: rows_mut::<T, R>(&mut c, i),
         e: if EXTRA {
             rows::<T, R>(extra, i, n)
         } else {
